@@ -21,21 +21,9 @@
 #include "spell/buf.h"
 #include "spell/config.h"
 #include "spell/errors.h"
+#include "spell/utf8.h"
 
 /* ---- messages ---------------------------------------------------------- */
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static const char *errno_text(int e, char *tmp, size_t tmplen)
 {
@@ -76,13 +64,13 @@ static int path_join(char *out, size_t outlen, const char *base, const char *a,
 {
     size_t limit = (outlen < PATH_MAX ? outlen : (size_t)PATH_MAX);
     if (limit == 0) {
-        errf(err, errlen, "no room for a path");
+        spell_errf(err, errlen, "no room for a path");
         return SPELL_EINVAL;
     }
     limit--;
     size_t blen = strnlen(base, PATH_MAX);
     if (blen >= PATH_MAX) {
-        errf(err, errlen, "path %.48s... is longer than %d bytes", base, PATH_MAX - 1);
+        spell_errf(err, errlen, "path %.48s... is longer than %d bytes", base, PATH_MAX - 1);
         return SPELL_ETOOBIG;
     }
     while (blen > 0 && base[blen - 1] == '/')
@@ -90,7 +78,7 @@ static int path_join(char *out, size_t outlen, const char *base, const char *a,
     size_t alen = strlen(a), bl = b ? strlen(b) : 0;
     size_t total = blen + alen + bl;
     if (total > limit) {
-        errf(err, errlen, "path %.48s... is %zu bytes, longer than the %zu allowed", base,
+        spell_errf(err, errlen, "path %.48s... is %zu bytes, longer than the %zu allowed", base,
              total, limit);
         return SPELL_ETOOBIG;
     }
@@ -115,7 +103,7 @@ static int xdg_path(const struct spell_env *env, const char *xdg, const char *ho
         return path_join(out, outlen, v, "/spell", leaf, err, errlen);
     const char *home = env_get(env, "HOME");
     if (!home || home[0] != '/') {
-        errf(err, errlen, "neither %s nor HOME is set to an absolute path", xdg);
+        spell_errf(err, errlen, "neither %s nor HOME is set to an absolute path", xdg);
         return SPELL_ENOTFOUND;
     }
     char mid[64];
@@ -146,12 +134,12 @@ static int runtime_path(const struct spell_env *env, const char *leaf, char *out
 {
     const char *v = env_get(env, "XDG_RUNTIME_DIR");
     if (!v) {
-        errf(err, errlen, "XDG_RUNTIME_DIR is not set; the agent needs a private runtime "
+        spell_errf(err, errlen, "XDG_RUNTIME_DIR is not set; the agent needs a private runtime "
              "directory (log in through a session manager, or set XDG_RUNTIME_DIR)");
         return SPELL_ENOTFOUND;
     }
     if (v[0] != '/') {
-        errf(err, errlen, "XDG_RUNTIME_DIR is not an absolute path");
+        spell_errf(err, errlen, "XDG_RUNTIME_DIR is not an absolute path");
         return SPELL_EINVAL;
     }
     return path_join(out, outlen, v, "/spell", leaf, err, errlen);
@@ -171,7 +159,7 @@ int spell_path_agent_socket(const struct spell_env *env, char *out, size_t outle
         return rc;
     size_t n = strlen(out);
     if (n > SPELL_SOCKET_PATH_MAX) {
-        errf(err, errlen, "agent socket path is %zu bytes, longer than the %d a Unix socket "
+        spell_errf(err, errlen, "agent socket path is %zu bytes, longer than the %d a Unix socket "
              "allows; set XDG_RUNTIME_DIR to a shorter directory", n, SPELL_SOCKET_PATH_MAX);
         out[0] = '\0';
         return SPELL_ETOOBIG;
@@ -188,7 +176,7 @@ static int mkdir_one(const char *dir, int *created, char *err, size_t errlen)
         *created = 1;
         /* The umask may have taken bits away, even the owner's. */
         if (chmod(dir, 0700) != 0) {
-            errf(err, errlen, "%s: chmod: %s", dir, errno_text(errno, tmp, sizeof tmp));
+            spell_errf(err, errlen, "%s: chmod: %s", dir, errno_text(errno, tmp, sizeof tmp));
             return SPELL_EIO;
         }
         return SPELL_OK;
@@ -199,7 +187,7 @@ static int mkdir_one(const char *dir, int *created, char *err, size_t errlen)
         return SPELL_OK;
     if (e == EEXIST)
         e = ENOTDIR;
-    errf(err, errlen, "%s: cannot create directory: %s", dir, errno_text(e, tmp, sizeof tmp));
+    spell_errf(err, errlen, "%s: cannot create directory: %s", dir, errno_text(e, tmp, sizeof tmp));
     return SPELL_EIO;
 }
 
@@ -212,12 +200,12 @@ int spell_path_mkdir_private(const char *path, char *err, size_t errlen)
     int created;
 
     if (!path || path[0] != '/') {
-        errf(err, errlen, "%s: not an absolute path", path ? path : "(null)");
+        spell_errf(err, errlen, "%s: not an absolute path", path ? path : "(null)");
         goto out;
     }
     size_t n = strnlen(path, PATH_MAX);
     if (n >= PATH_MAX) {
-        errf(err, errlen, "directory path is longer than %d bytes", PATH_MAX - 1);
+        spell_errf(err, errlen, "directory path is longer than %d bytes", PATH_MAX - 1);
         goto out;
     }
     memcpy(p, path, n + 1);
@@ -240,28 +228,28 @@ int spell_path_mkdir_private(const char *path, char *err, size_t errlen)
     if (fd < 0) {
         int e = errno;
         if (e == ELOOP || e == ENOTDIR) {
-            errf(err, errlen, "%s: is a symbolic link or not a directory", p);
+            spell_errf(err, errlen, "%s: is a symbolic link or not a directory", p);
             rc = SPELL_EVERIFY;
         } else {
-            errf(err, errlen, "%s: %s", p, errno_text(e, tmp, sizeof tmp));
+            spell_errf(err, errlen, "%s: %s", p, errno_text(e, tmp, sizeof tmp));
             rc = SPELL_EIO;
         }
         goto out;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        errf(err, errlen, "%s: %s", p, errno_text(errno, tmp, sizeof tmp));
+        spell_errf(err, errlen, "%s: %s", p, errno_text(errno, tmp, sizeof tmp));
         rc = SPELL_EIO;
         goto out;
     }
     if (st.st_uid != geteuid()) {
-        errf(err, errlen, "%s: owned by uid %u, not by you (uid %u); refusing to use it", p,
+        spell_errf(err, errlen, "%s: owned by uid %u, not by you (uid %u); refusing to use it", p,
              (unsigned)st.st_uid, (unsigned)geteuid());
         rc = SPELL_EVERIFY;
         goto out;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        errf(err, errlen, "%s: writable by group or others (mode %04o); run chmod 700 on it",
+        spell_errf(err, errlen, "%s: writable by group or others (mode %04o); run chmod 700 on it",
              p, (unsigned)(st.st_mode & 07777));
         rc = SPELL_EVERIFY;
         goto out;
@@ -295,47 +283,6 @@ const char *spell_config_source_name(enum spell_config_source s)
 }
 
 /* ---- values ------------------------------------------------------------ */
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            return 0;
-        }
-        if (len - i <= n)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-        i += n + 1;
-    }
-    return 1;
-}
 
 /*
  * An API base URL: http:// or https:// (any case), then a non-empty host,
@@ -485,16 +432,16 @@ static int parse_line(struct file_values *fv, const char *name, int lineno, cons
                       size_t n, char *val, char *err, size_t errlen)
 {
     if (n > SPELL_CONFIG_LINE_MAX) {
-        errf(err, errlen, "%s:%d: line longer than %d bytes", name, lineno,
+        spell_errf(err, errlen, "%s:%d: line longer than %d bytes", name, lineno,
              SPELL_CONFIG_LINE_MAX);
         return SPELL_ETOOBIG;
     }
     if (memchr(s, '\0', n)) {
-        errf(err, errlen, "%s:%d: NUL byte", name, lineno);
+        spell_errf(err, errlen, "%s:%d: NUL byte", name, lineno);
         return SPELL_EPARSE;
     }
-    if (!utf8_valid((const unsigned char *)s, n)) {
-        errf(err, errlen, "%s:%d: invalid UTF-8", name, lineno);
+    if (!spell_utf8_valid(s, n)) {
+        spell_errf(err, errlen, "%s:%d: invalid UTF-8", name, lineno);
         return SPELL_EPARSE;
     }
     size_t b = 0, e = n;
@@ -507,19 +454,19 @@ static int parse_line(struct file_values *fv, const char *name, int lineno, cons
 
     const char *eq = memchr(s + b, '=', e - b);
     if (!eq) {
-        errf(err, errlen, "%s:%d: missing '=' (expected 'key = value')", name, lineno);
+        spell_errf(err, errlen, "%s:%d: missing '=' (expected 'key = value')", name, lineno);
         return SPELL_EPARSE;
     }
     size_t kb = b, ke = (size_t)(eq - s);
     while (ke > kb && is_blank(s[ke - 1]))
         ke--;
     if (ke == kb) {
-        errf(err, errlen, "%s:%d: missing key before '='", name, lineno);
+        spell_errf(err, errlen, "%s:%d: missing key before '='", name, lineno);
         return SPELL_EPARSE;
     }
     for (size_t i = kb; i < ke; i++) {
         if (!key_char_ok(s[i])) {
-            errf(err, errlen, "%s:%d: invalid key (letters, digits and _ only)", name, lineno);
+            spell_errf(err, errlen, "%s:%d: invalid key (letters, digits and _ only)", name, lineno);
             return SPELL_EPARSE;
         }
     }
@@ -529,12 +476,12 @@ static int parse_line(struct file_values *fv, const char *name, int lineno, cons
         if (strlen(key_names[k]) == klen && memcmp(key_names[k], s + kb, klen) == 0)
             key = k;
     if (key < 0) {
-        errf(err, errlen, "%s:%d: unknown key '%.*s'", name, lineno,
+        spell_errf(err, errlen, "%s:%d: unknown key '%.*s'", name, lineno,
              (int)(klen > 64 ? 64 : klen), s + kb);
         return SPELL_EPARSE;
     }
     if (fv->line[key]) {
-        errf(err, errlen, "%s:%d: duplicate key '%s' (first set on line %d)", name, lineno,
+        spell_errf(err, errlen, "%s:%d: duplicate key '%s' (first set on line %d)", name, lineno,
              key_names[key], fv->line[key]);
         return SPELL_EPARSE;
     }
@@ -544,7 +491,7 @@ static int parse_line(struct file_values *fv, const char *name, int lineno, cons
         vb++;
     const char *why = unquote(s + vb, e - vb, val);
     if (why) {
-        errf(err, errlen, "%s:%d: %s", name, lineno, why);
+        spell_errf(err, errlen, "%s:%d: %s", name, lineno, why);
         return SPELL_EPARSE;
     }
 
@@ -552,13 +499,13 @@ static int parse_line(struct file_values *fv, const char *name, int lineno, cons
     case KEY_API_URL: {
         size_t keep;
         if (!url_ok(val, strlen(val), &keep)) {
-            errf(err, errlen, "%s:%d: bad value for 'api_url' (expected an http:// or "
+            spell_errf(err, errlen, "%s:%d: bad value for 'api_url' (expected an http:// or "
                  "https:// URL without spaces, credentials, query or fragment)", name, lineno);
             return SPELL_EPARSE;
         }
         char *u = strndup(val, keep);
         if (!u) {
-            errf(err, errlen, "out of memory");
+            spell_errf(err, errlen, "out of memory");
             return SPELL_ENOMEM;
         }
         free(fv->api_url);
@@ -567,21 +514,21 @@ static int parse_line(struct file_values *fv, const char *name, int lineno, cons
     }
     case KEY_THEME:
         if (!parse_theme(val, &fv->theme)) {
-            errf(err, errlen, "%s:%d: bad value for 'theme': '%.64s' (expected default, "
+            spell_errf(err, errlen, "%s:%d: bad value for 'theme': '%.64s' (expected default, "
                  "dark, light or mono)", name, lineno, val);
             return SPELL_EPARSE;
         }
         break;
     case KEY_NOTIFY:
         if (!parse_bool(val, &fv->notify)) {
-            errf(err, errlen, "%s:%d: bad value for 'notify': '%.64s' (expected yes, no, "
+            spell_errf(err, errlen, "%s:%d: bad value for 'notify': '%.64s' (expected yes, no, "
                  "true, false, on, off, 1 or 0)", name, lineno, val);
             return SPELL_EPARSE;
         }
         break;
     default:
         if (!parse_max_casts(val, &fv->max_casts)) {
-            errf(err, errlen, "%s:%d: bad value for 'max_concurrent_casts': '%.64s' "
+            spell_errf(err, errlen, "%s:%d: bad value for 'max_concurrent_casts': '%.64s' "
                  "(expected an integer from 1 to %d)", name, lineno, val,
                  SPELL_CONFIG_MAX_CASTS_LIMIT);
             return SPELL_EPARSE;
@@ -614,13 +561,13 @@ int spell_config_parse(struct spell_config *cfg, const char *name, const char *t
     if (!name)
         name = "config";
     if (len > SPELL_CONFIG_FILE_MAX) {
-        errf(err, errlen, "%s: larger than %d bytes", name, SPELL_CONFIG_FILE_MAX);
+        spell_errf(err, errlen, "%s: larger than %d bytes", name, SPELL_CONFIG_FILE_MAX);
         rc = SPELL_ETOOBIG;
         goto out;
     }
     val = malloc(SPELL_CONFIG_LINE_MAX + 1);
     if (!val) {
-        errf(err, errlen, "out of memory");
+        spell_errf(err, errlen, "out of memory");
         goto out;
     }
     size_t pos = 0;
@@ -685,16 +632,16 @@ int spell_config_read_file(struct spell_config *cfg, const char *path, bool *fou
             rc = SPELL_OK;
             goto out;
         }
-        errf(err, errlen, "%s: %s", path, errno_text(errno, tmp, sizeof tmp));
+        spell_errf(err, errlen, "%s: %s", path, errno_text(errno, tmp, sizeof tmp));
         goto out;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        errf(err, errlen, "%s: %s", path, errno_text(errno, tmp, sizeof tmp));
+        spell_errf(err, errlen, "%s: %s", path, errno_text(errno, tmp, sizeof tmp));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        errf(err, errlen, "%s: not a regular file", path);
+        spell_errf(err, errlen, "%s: not a regular file", path);
         goto out;
     }
     for (;;) {
@@ -702,18 +649,18 @@ int spell_config_read_file(struct spell_config *cfg, const char *path, bool *fou
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            errf(err, errlen, "%s: %s", path, errno_text(errno, tmp, sizeof tmp));
+            spell_errf(err, errlen, "%s: %s", path, errno_text(errno, tmp, sizeof tmp));
             goto out;
         }
         if (r == 0)
             break;
         rc = spell_buf_add(&b, chunk, (size_t)r);
         if (rc == SPELL_ETOOBIG) {
-            errf(err, errlen, "%s: larger than %d bytes", path, SPELL_CONFIG_FILE_MAX);
+            spell_errf(err, errlen, "%s: larger than %d bytes", path, SPELL_CONFIG_FILE_MAX);
             goto out;
         }
         if (rc != SPELL_OK) {
-            errf(err, errlen, "out of memory");
+            spell_errf(err, errlen, "out of memory");
             goto out;
         }
     }
@@ -752,7 +699,7 @@ int spell_config_load(struct spell_config *cfg, const struct spell_env *env,
     if (err && errlen)
         err[0] = '\0';
     if ((rc = spell_config_defaults(&c)) != SPELL_OK) {
-        errf(err, errlen, "out of memory");
+        spell_errf(err, errlen, "out of memory");
         goto out;
     }
 
@@ -760,7 +707,7 @@ int spell_config_load(struct spell_config *cfg, const struct spell_env *env,
     if (rc == SPELL_OK) {
         rc = SPELL_ENOMEM;
         if (!(c.file = strdup(path))) {
-            errf(err, errlen, "out of memory");
+            spell_errf(err, errlen, "out of memory");
             goto out;
         }
         if ((rc = spell_config_read_file(&c, path, &c.file_found, err, errlen)) != SPELL_OK)
@@ -777,14 +724,14 @@ int spell_config_load(struct spell_config *cfg, const struct spell_env *env,
     if (url) {
         size_t n = strnlen(url, SPELL_CONFIG_URL_MAX + 1), keep;
         if (!url_ok(url, n, &keep)) {
-            errf(err, errlen, "SPELL_API_URL is not an http:// or https:// URL (no spaces, "
+            spell_errf(err, errlen, "SPELL_API_URL is not an http:// or https:// URL (no spaces, "
                  "credentials, query or fragment; at most %d bytes)", SPELL_CONFIG_URL_MAX);
             rc = SPELL_EINVAL;
             goto out;
         }
         char *u = strndup(url, keep);
         if (!u) {
-            errf(err, errlen, "out of memory");
+            spell_errf(err, errlen, "out of memory");
             rc = SPELL_ENOMEM;
             goto out;
         }
@@ -797,21 +744,21 @@ int spell_config_load(struct spell_config *cfg, const struct spell_env *env,
     if (key) {
         size_t n = strnlen(key, SPELL_CONFIG_KEY_MAX + 1);
         if (n > SPELL_CONFIG_KEY_MAX) {
-            errf(err, errlen, "SPELL_API_KEY is longer than %d bytes", SPELL_CONFIG_KEY_MAX);
+            spell_errf(err, errlen, "SPELL_API_KEY is longer than %d bytes", SPELL_CONFIG_KEY_MAX);
             rc = SPELL_EINVAL;
             goto out;
         }
         for (size_t i = 0; i < n; i++) {
             unsigned char ch = (unsigned char)key[i];
             if (ch <= 0x20 || ch >= 0x7f) {
-                errf(err, errlen, "SPELL_API_KEY holds spaces, control characters or "
+                spell_errf(err, errlen, "SPELL_API_KEY holds spaces, control characters or "
                      "non-ASCII bytes");
                 rc = SPELL_EINVAL;
                 goto out;
             }
         }
         if (!(c.api_key = strndup(key, n))) {
-            errf(err, errlen, "out of memory");
+            spell_errf(err, errlen, "out of memory");
             rc = SPELL_ENOMEM;
             goto out;
         }

@@ -1,10 +1,9 @@
 /*
  * Cost estimation (cost.h).
  *
- * A spell manifest's pricing object comes in through
- * spell_pricing_from_json(), which checks it once at import; the server
- * stores the struct and gives it back with spell_pricing_to_json().  Before
- * a cast runs, spell_cost_estimate_inputs() measures the canonical inputs
+ * A spell's pricing arrives as part of the spell resource (models.h
+ * decodes and encodes it, with the field checks of every other resource).
+ * Before a cast runs, spell_cost_estimate_inputs() measures the canonical inputs
  * (jcs.h) and spell_cost_estimate() turns model, prices and size into
  * cents with every multiplication and addition checked for overflow.
  */
@@ -99,104 +98,4 @@ int spell_cost_estimate_inputs(const struct spell_pricing *p, const cJSON *input
         (rc = spell_jcs_length(inputs, &bytes)) != SPELL_OK)
         return rc;
     return spell_cost_estimate(p, bytes, out_cents);
-}
-
-/* A member that must be an integral JSON number in 0..SPELL_PRICE_MAX_CENTS. */
-static int price_field(const cJSON *pricing, const char *name, int64_t *out,
-                       char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_IsObject(pricing)
-                     ? cJSON_GetObjectItemCaseSensitive(pricing, name) : NULL;
-
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-        v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
-        v->valuedouble > (double)SPELL_PRICE_MAX_CENTS) {
-        if (err && errlen > 0)
-            snprintf(err, errlen, "pricing.%s must be a non-negative integer", name);
-        return SPELL_EINVAL;
-    }
-    *out = (int64_t)v->valuedouble;
-    return SPELL_OK;
-}
-
-int spell_pricing_from_json(const char *model, const cJSON *pricing,
-                            struct spell_pricing *out, char *err, size_t errlen)
-{
-    struct spell_pricing p = {SPELL_PRICING_FREE, 0, 0, 0};
-    int rc = SPELL_EINVAL;
-
-    if (err && errlen > 0)
-        err[0] = '\0';
-    if (!out)
-        goto out;
-    if (spell_pricing_model_parse(model, &p.model) != SPELL_OK) {
-        if (err && errlen > 0)
-            snprintf(err, errlen, "pricing_model must be free, flat or metered");
-        goto out;
-    }
-    if (pricing && !cJSON_IsObject(pricing)) {
-        if (err && errlen > 0)
-            snprintf(err, errlen, "pricing must be an object");
-        goto out;
-    }
-    switch (p.model) {
-    case SPELL_PRICING_FREE:
-        break;
-    case SPELL_PRICING_FLAT:
-        if ((rc = price_field(pricing, "flat_cents", &p.flat_cents, err, errlen)) != SPELL_OK)
-            goto out;
-        break;
-    case SPELL_PRICING_METERED:
-        if ((rc = price_field(pricing, "base_cents", &p.base_cents, err, errlen)) != SPELL_OK)
-            goto out;
-        if ((rc = price_field(pricing, "per_kb_cents", &p.per_kb_cents, err, errlen)) != SPELL_OK)
-            goto out;
-        break;
-    }
-    *out = p;
-    rc = SPELL_OK;
-out:
-    return rc;
-}
-
-static int price_ok(int64_t v)
-{
-    return v >= 0 && v <= SPELL_PRICE_MAX_CENTS;
-}
-
-cJSON *spell_pricing_to_json(const struct spell_pricing *p)
-{
-    cJSON *o = NULL;
-    cJSON *result = NULL;
-
-    if (!p)
-        goto out;
-    switch (p->model) {
-    case SPELL_PRICING_FREE:
-        break;
-    case SPELL_PRICING_FLAT:
-        if (!price_ok(p->flat_cents))
-            goto out;
-        break;
-    case SPELL_PRICING_METERED:
-        if (!price_ok(p->base_cents) || !price_ok(p->per_kb_cents))
-            goto out;
-        break;
-    default:
-        goto out;
-    }
-    if (!(o = cJSON_CreateObject()))
-        goto out;
-    if (p->model == SPELL_PRICING_FLAT &&
-        !cJSON_AddNumberToObject(o, "flat_cents", (double)p->flat_cents))
-        goto out;
-    if (p->model == SPELL_PRICING_METERED &&
-        (!cJSON_AddNumberToObject(o, "base_cents", (double)p->base_cents) ||
-         !cJSON_AddNumberToObject(o, "per_kb_cents", (double)p->per_kb_cents)))
-        goto out;
-    result = o;
-    o = NULL;
-out:
-    cJSON_Delete(o);
-    return result;
 }

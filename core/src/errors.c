@@ -2,7 +2,9 @@
  * The two error tables of errors.h.  Front ends never word an error
  * themselves: they look the code up here.
  */
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "spell/errors.h"
@@ -25,6 +27,16 @@ const char *spell_strerror(int rc)
     case SPELL_EABORT: return "aborted";
     }
     return "unknown error";
+}
+
+void spell_errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
 }
 
 static const struct spell_api_error_info catalog[SPELL_ERR__COUNT] = {

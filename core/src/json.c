@@ -22,6 +22,7 @@
 #include "spell/clock.h"
 #include "spell/errors.h"
 #include "spell/json.h"
+#include "spell/utf8.h"
 
 /* Objects with at most this many members are checked for repeated keys
  * pair by pair; larger ones are sorted. */
@@ -29,88 +30,6 @@
 
 /* Room for a repeated key when it is quoted in a message. */
 #define KEY_QUOTE_MAX 40
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* ---- Step 2: UTF-8 ---- */
-
-/* The offset of the first fault in n bytes at s, or n when there is none;
- * *why names the fault. */
-static size_t utf8_scan(const unsigned char *s, size_t n, const char **why)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xBF;     /* range of the second byte */
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c < 0xC0) {
-            *why = "unexpected UTF-8 continuation byte";
-            return i;
-        }
-        if (c < 0xC2) {
-            *why = "overlong UTF-8 sequence";
-            return i;
-        }
-        if (c < 0xE0) {
-            need = 1;
-        } else if (c < 0xF0) {
-            need = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-        } else if (c < 0xF5) {
-            need = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            *why = "invalid UTF-8 byte (beyond U+10FFFF)";
-            return i;
-        }
-        for (size_t k = 1; k <= need; k++) {
-            if (i + k >= n || (s[i + k] & 0xC0) != 0x80) {
-                *why = "truncated UTF-8 sequence";
-                return i;
-            }
-        }
-        if (s[i + 1] < lo) {
-            *why = "overlong UTF-8 sequence";
-            return i;
-        }
-        if (s[i + 1] > hi) {
-            *why = c == 0xED ? "UTF-16 surrogate encoded in UTF-8"
-                             : "UTF-8 code point beyond U+10FFFF";
-            return i;
-        }
-        i += need + 1;
-    }
-    return n;
-}
-
-bool spell_utf8_valid(const char *s, size_t n)
-{
-    const char *why = NULL;
-    if (!s)
-        return n == 0;
-    return utf8_scan((const unsigned char *)s, n, &why) == n;
-}
 
 /* ---- Step 3: grammar ---- */
 
@@ -125,7 +44,7 @@ struct scan {
 
 static int scan_fail(struct scan *sc, const char *what)
 {
-    say(sc->err, sc->errlen, "%s at offset %zu", what, sc->pos);
+    spell_errf(sc->err, sc->errlen, "%s at offset %zu", what, sc->pos);
     return SPELL_EPARSE;
 }
 
@@ -346,7 +265,7 @@ static int dup_fail(const char *key, char *err, size_t errlen)
     for (; key[i] && i < KEY_QUOTE_MAX; i++)
         shown[i] = key[i] >= 0x20 && key[i] < 0x7f ? key[i] : '?';
     shown[i] = '\0';
-    say(err, errlen, "duplicate key \"%s%s\" in object", shown, key[i] ? "..." : "");
+    spell_errf(err, errlen, "duplicate key \"%s%s\" in object", shown, key[i] ? "..." : "");
     return SPELL_EPARSE;
 }
 
@@ -376,7 +295,7 @@ static int check_dups(const cJSON *node, char *err, size_t errlen)
     /* n is bounded by the input byte cap: every member takes bytes. */
     keys = malloc(n * sizeof *keys);
     if (!keys) {
-        say(err, errlen, "out of memory");
+        spell_errf(err, errlen, "out of memory");
         rc = SPELL_ENOMEM;
         goto out;
     }
@@ -403,14 +322,14 @@ int spell_json_parse(const char *text, size_t len, const struct spell_json_limit
     cJSON *tree = NULL;
     const char *why = NULL;
 
-    say(err, errlen, "%s", "");
+    spell_errf(err, errlen, "%s", "");
     if (!out) {
-        say(err, errlen, "no place for the result");
+        spell_errf(err, errlen, "no place for the result");
         goto out;
     }
     *out = NULL;
     if (!text && len > 0) {
-        say(err, errlen, "no input");
+        spell_errf(err, errlen, "no input");
         goto out;
     }
     if (lim && lim->max_bytes > 0)
@@ -420,18 +339,18 @@ int spell_json_parse(const char *text, size_t len, const struct spell_json_limit
             ? lim->max_depth : SPELL_JSON_MAX_DEPTH_LIMIT;
 
     if (len > max_bytes) {
-        say(err, errlen, "input of %zu bytes is larger than the limit of %zu", len, max_bytes);
+        spell_errf(err, errlen, "input of %zu bytes is larger than the limit of %zu", len, max_bytes);
         rc = SPELL_ETOOBIG;
         goto out;
     }
     rc = SPELL_EPARSE;
     if (len == 0) {
-        say(err, errlen, "empty input");
+        spell_errf(err, errlen, "empty input");
         goto out;
     }
-    size_t bad = utf8_scan((const unsigned char *)text, len, &why);
+    size_t bad = spell_utf8_scan(text, len, &why);
     if (bad < len) {
-        say(err, errlen, "%s at offset %zu", why, bad);
+        spell_errf(err, errlen, "%s at offset %zu", why, bad);
         goto out;
     }
 
@@ -441,7 +360,7 @@ int spell_json_parse(const char *text, size_t len, const struct spell_json_limit
     };
     skip_ws(&sc);
     if (sc.pos == len) {
-        say(err, errlen, "no value in input (only whitespace)");
+        spell_errf(err, errlen, "no value in input (only whitespace)");
         goto out;
     }
     if ((rc = scan_value(&sc, 0)) != SPELL_OK)
@@ -458,7 +377,7 @@ int spell_json_parse(const char *text, size_t len, const struct spell_json_limit
         /* The scan above passed, so this is cJSON running out of memory
          * or disagreeing with RFC 8259; its own position is reported. */
         size_t at = end && end >= text ? (size_t)(end - text) : 0;
-        say(err, errlen, "syntax error at offset %zu", at);
+        spell_errf(err, errlen, "syntax error at offset %zu", at);
         rc = SPELL_EPARSE;
         goto out;
     }
@@ -500,7 +419,7 @@ void spell_json_at_element(struct spell_json_at *child, const struct spell_json_
 int spell_json_field_error(const struct spell_json_at *at, const char *name, const char *what)
 {
     const char *pp = at->path ? at->path : "";
-    say(at->err, at->errlen, "field '%s%s%s' %s", pp, *pp ? "." : "", name, what);
+    spell_errf(at->err, at->errlen, "field '%s%s%s' %s", pp, *pp ? "." : "", name, what);
     return SPELL_EINVAL;
 }
 
@@ -546,7 +465,7 @@ int spell_json_get_string(const struct spell_json_at *at, const char *name, unsi
         return spell_json_field_error(at, name, "must be valid UTF-8");
     char *copy = malloc(len + 1);
     if (!copy) {
-        say(at->err, at->errlen, "out of memory");
+        spell_errf(at->err, at->errlen, "out of memory");
         return SPELL_ENOMEM;
     }
     memcpy(copy, v->valuestring, len + 1);

@@ -19,6 +19,7 @@
 
 #include "spell/errors.h"
 #include "spell/schema.h"
+#include "spell/utf8.h"
 
 /* A schema object (the root or one property) may hold at most this many
  * keywords; it bounds the duplicate-key scan. */
@@ -69,19 +70,6 @@ const char *spell_schema_type_name(enum spell_schema_type t)
 
 /* ---- messages ---------------------------------------------------------- */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Fills e: field (when it fits, else "") and the message. */
 static void fault(struct spell_schema_error *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -100,57 +88,6 @@ static void fault(struct spell_schema_error *e, const char *field, const char *f
 }
 
 /* ---- text and numbers -------------------------------------------------- */
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            return 0;
-        }
-        if (len - i <= n)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-        i += n + 1;
-    }
-    return 1;
-}
-
-/* Code points in valid UTF-8: every byte that does not continue one. */
-static size_t utf8_count(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++)
-        if (((unsigned char)*s & 0xC0) != 0x80)
-            n++;
-    return n;
-}
 
 static int is_whole(double d)
 {
@@ -196,17 +133,17 @@ static int keywords_ok(const cJSON *obj, const char *where, char *err, size_t er
 {
     int n = cJSON_GetArraySize(obj);
     if (n > KEYWORDS_MAX) {
-        errf(err, errlen, "%shas more than %d keywords", where, KEYWORDS_MAX);
+        spell_errf(err, errlen, "%shas more than %d keywords", where, KEYWORDS_MAX);
         return 0;
     }
     for (const cJSON *a = obj->child; a; a = a->next) {
         if (!a->string) {
-            errf(err, errlen, "%sholds a keyword without a name", where);
+            spell_errf(err, errlen, "%sholds a keyword without a name", where);
             return 0;
         }
         for (const cJSON *b = obj->child; b != a; b = b->next) {
             if (strcmp(a->string, b->string) == 0) {
-                errf(err, errlen, "%skeyword '%.64s' appears twice", where, a->string);
+                spell_errf(err, errlen, "%skeyword '%.64s' appears twice", where, a->string);
                 return 0;
             }
         }
@@ -221,7 +158,7 @@ static const char *type_fault(enum spell_schema_type t, const cJSON *v)
     case SPELL_SCHEMA_STRING:
         if (!cJSON_IsString(v) || !v->valuestring)
             return "must be a string";
-        if (!utf8_valid((const unsigned char *)v->valuestring, strlen(v->valuestring)))
+        if (!spell_utf8_valid(v->valuestring, strlen(v->valuestring)))
             return "must be valid UTF-8 text";
         return NULL;
     case SPELL_SCHEMA_INTEGER:
@@ -320,7 +257,7 @@ static int value_check(const struct prop *p, const cJSON *v, struct spell_schema
         fault(e, p->name, "%s must be at most %s", p->name, num);
         return SPELL_EINVAL;
     }
-    if (p->has_max_length && utf8_count(v->valuestring) > p->max_length) {
+    if (p->has_max_length && spell_utf8_count(v->valuestring, strlen(v->valuestring)) > p->max_length) {
         fault(e, p->name, "%s must be at most %zu characters", p->name, p->max_length);
         return SPELL_EINVAL;
     }
@@ -333,14 +270,14 @@ static int compile_prop(struct prop *p, const cJSON *node, char *err, size_t err
     snprintf(where, sizeof where, "properties.%s: ", p->name);
 
     if (!cJSON_IsObject(node)) {
-        errf(err, errlen, "%smust be an object", where);
+        spell_errf(err, errlen, "%smust be an object", where);
         return SPELL_EINVAL;
     }
     if (!keywords_ok(node, where, err, errlen))
         return SPELL_EINVAL;
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(node, "type");
     if (!type) {
-        errf(err, errlen, "%stype is missing", where);
+        spell_errf(err, errlen, "%stype is missing", where);
         return SPELL_EINVAL;
     }
     int t = -1;
@@ -349,7 +286,7 @@ static int compile_prop(struct prop *p, const cJSON *node, char *err, size_t err
             if (strcmp(type->valuestring, type_names[i]) == 0)
                 t = (int)i;
     if (t < 0) {
-        errf(err, errlen, "%stype must be one of string, integer, number, boolean", where);
+        spell_errf(err, errlen, "%stype must be one of string, integer, number, boolean", where);
         return SPELL_EINVAL;
     }
     p->type = (enum spell_schema_type)t;
@@ -359,12 +296,12 @@ static int compile_prop(struct prop *p, const cJSON *node, char *err, size_t err
         const char *kw = k->string;
         if (strcmp(kw, "minimum") == 0 || strcmp(kw, "maximum") == 0) {
             if (!numeric) {
-                errf(err, errlen, "%s%s is only allowed on integer and number properties",
+                spell_errf(err, errlen, "%s%s is only allowed on integer and number properties",
                      where, kw);
                 return SPELL_EINVAL;
             }
             if (!cJSON_IsNumber(k) || !isfinite(k->valuedouble)) {
-                errf(err, errlen, "%s%s must be a finite number", where, kw);
+                spell_errf(err, errlen, "%s%s must be a finite number", where, kw);
                 return SPELL_EINVAL;
             }
             if (kw[1] == 'i') {
@@ -376,12 +313,12 @@ static int compile_prop(struct prop *p, const cJSON *node, char *err, size_t err
             }
         } else if (strcmp(kw, "maxLength") == 0) {
             if (t != SPELL_SCHEMA_STRING) {
-                errf(err, errlen, "%smaxLength is only allowed on string properties", where);
+                spell_errf(err, errlen, "%smaxLength is only allowed on string properties", where);
                 return SPELL_EINVAL;
             }
             if (!cJSON_IsNumber(k) || !is_whole(k->valuedouble) || k->valuedouble < 0 ||
                 k->valuedouble > SPELL_SCHEMA_INT_MAX) {
-                errf(err, errlen, "%smaxLength must be a non-negative integer", where);
+                spell_errf(err, errlen, "%smaxLength must be a non-negative integer", where);
                 return SPELL_EINVAL;
             }
             p->has_max_length = true;
@@ -389,7 +326,7 @@ static int compile_prop(struct prop *p, const cJSON *node, char *err, size_t err
         } else if (strcmp(kw, "enum") == 0) {
             int n = cJSON_GetArraySize(k);
             if (!cJSON_IsArray(k) || n < 1 || n > SPELL_SCHEMA_MAX_ENUM) {
-                errf(err, errlen, "%senum must be an array of 1 to %d values", where,
+                spell_errf(err, errlen, "%senum must be an array of 1 to %d values", where,
                      SPELL_SCHEMA_MAX_ENUM);
                 return SPELL_EINVAL;
             }
@@ -397,12 +334,12 @@ static int compile_prop(struct prop *p, const cJSON *node, char *err, size_t err
             for (const cJSON *x = k->child; x; x = x->next, i++) {
                 const char *why = type_fault(p->type, x);
                 if (why) {
-                    errf(err, errlen, "%senum value %d %s", where, i, why);
+                    spell_errf(err, errlen, "%senum value %d %s", where, i, why);
                     return SPELL_EINVAL;
                 }
                 for (const cJSON *y = k->child; y != x; y = y->next) {
                     if (same_value(p->type, x, y)) {
-                        errf(err, errlen, "%senum value %d repeats an earlier one", where, i);
+                        spell_errf(err, errlen, "%senum value %d repeats an earlier one", where, i);
                         return SPELL_EINVAL;
                     }
                 }
@@ -415,18 +352,18 @@ static int compile_prop(struct prop *p, const cJSON *node, char *err, size_t err
         } else if (strcmp(kw, "description") == 0) {
             p->description = k;
         } else if (in_list(kw, unsupported, sizeof unsupported / sizeof unsupported[0])) {
-            errf(err, errlen, "%s'%s' is not supported", where, kw);
+            spell_errf(err, errlen, "%s'%s' is not supported", where, kw);
             return SPELL_EINVAL;
         }
     }
     if (p->has_min && p->has_max && p->min > p->max) {
-        errf(err, errlen, "%sminimum is greater than maximum", where);
+        spell_errf(err, errlen, "%sminimum is greater than maximum", where);
         return SPELL_EINVAL;
     }
     if (p->def) {
         struct spell_schema_error e;
         if (value_check(p, p->def, &e) != SPELL_OK) {
-            errf(err, errlen, "%sdefault does not fit: %s", where, e.message);
+            spell_errf(err, errlen, "%sdefault does not fit: %s", where, e.message);
             return SPELL_EINVAL;
         }
     }
@@ -437,25 +374,25 @@ static int compile(const cJSON *schema, struct compiled *c, char *err, size_t er
 {
     memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(schema)) {
-        errf(err, errlen, "schema must be a JSON object");
+        spell_errf(err, errlen, "schema must be a JSON object");
         return SPELL_EINVAL;
     }
     if (!keywords_ok(schema, "schema: ", err, errlen))
         return SPELL_EINVAL;
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
     if (!cJSON_IsString(type) || !type->valuestring || strcmp(type->valuestring, "object")) {
-        errf(err, errlen, "schema: type must be \"object\"");
+        spell_errf(err, errlen, "schema: type must be \"object\"");
         return SPELL_EINVAL;
     }
     for (const cJSON *k = schema->child; k; k = k->next) {
         if (strcmp(k->string, "additionalProperties") == 0 && !cJSON_IsFalse(k)) {
-            errf(err, errlen, "schema: additionalProperties may only be false (inputs not "
+            spell_errf(err, errlen, "schema: additionalProperties may only be false (inputs not "
                  "declared in properties are always refused)");
             return SPELL_EINVAL;
         }
         if (strcmp(k->string, "enum") == 0 ||
             in_list(k->string, unsupported, sizeof unsupported / sizeof unsupported[0])) {
-            errf(err, errlen, "schema: '%s' is not supported", k->string);
+            spell_errf(err, errlen, "schema: '%s' is not supported", k->string);
             return SPELL_EINVAL;
         }
     }
@@ -463,11 +400,11 @@ static int compile(const cJSON *schema, struct compiled *c, char *err, size_t er
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
     if (props) {
         if (!cJSON_IsObject(props)) {
-            errf(err, errlen, "properties must be an object");
+            spell_errf(err, errlen, "properties must be an object");
             return SPELL_EINVAL;
         }
         if (cJSON_GetArraySize(props) > SPELL_SCHEMA_MAX_PROPERTIES) {
-            errf(err, errlen, "properties: more than %d properties",
+            spell_errf(err, errlen, "properties: more than %d properties",
                  SPELL_SCHEMA_MAX_PROPERTIES);
             return SPELL_EINVAL;
         }
@@ -475,21 +412,21 @@ static int compile(const cJSON *schema, struct compiled *c, char *err, size_t er
             const char *name = p->string;
             size_t len = name ? strlen(name) : 0;
             if (len == 0) {
-                errf(err, errlen, "properties: a property name is empty");
+                spell_errf(err, errlen, "properties: a property name is empty");
                 return SPELL_EINVAL;
             }
             if (len > SPELL_SCHEMA_MAX_NAME) {
-                errf(err, errlen, "properties: a property name is longer than %d bytes",
+                spell_errf(err, errlen, "properties: a property name is longer than %d bytes",
                      SPELL_SCHEMA_MAX_NAME);
                 return SPELL_EINVAL;
             }
-            if (!utf8_valid((const unsigned char *)name, len)) {
-                errf(err, errlen, "properties: a property name is not valid UTF-8");
+            if (!spell_utf8_valid(name, len)) {
+                spell_errf(err, errlen, "properties: a property name is not valid UTF-8");
                 return SPELL_EINVAL;
             }
             for (size_t i = 0; i < c->n; i++) {
                 if (strcmp(c->props[i].name, name) == 0) {
-                    errf(err, errlen, "properties: '%s' is declared twice", name);
+                    spell_errf(err, errlen, "properties: '%s' is declared twice", name);
                     return SPELL_EINVAL;
                 }
             }
@@ -505,14 +442,14 @@ static int compile(const cJSON *schema, struct compiled *c, char *err, size_t er
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
     if (req) {
         if (!cJSON_IsArray(req) || cJSON_GetArraySize(req) > SPELL_SCHEMA_MAX_PROPERTIES) {
-            errf(err, errlen, "required must be an array of at most %d property names",
+            spell_errf(err, errlen, "required must be an array of at most %d property names",
                  SPELL_SCHEMA_MAX_PROPERTIES);
             return SPELL_EINVAL;
         }
         int i = 0;
         for (const cJSON *r = req->child; r; r = r->next, i++) {
             if (!cJSON_IsString(r) || !r->valuestring) {
-                errf(err, errlen, "required[%d] must be a string", i);
+                spell_errf(err, errlen, "required[%d] must be a string", i);
                 return SPELL_EINVAL;
             }
             struct prop *found = NULL;
@@ -520,12 +457,12 @@ static int compile(const cJSON *schema, struct compiled *c, char *err, size_t er
                 if (strcmp(c->props[k].name, r->valuestring) == 0)
                     found = &c->props[k];
             if (!found) {
-                errf(err, errlen, "required[%d] names '%.64s', which properties does not "
+                spell_errf(err, errlen, "required[%d] names '%.64s', which properties does not "
                      "declare", i, r->valuestring);
                 return SPELL_EINVAL;
             }
             if (found->required) {
-                errf(err, errlen, "required[%d]: '%s' is listed twice", i, found->name);
+                spell_errf(err, errlen, "required[%d]: '%s' is listed twice", i, found->name);
                 return SPELL_EINVAL;
             }
             found->required = true;
@@ -550,7 +487,7 @@ static const char *printable_name(const char *name)
     size_t len = strnlen(name, SPELL_SCHEMA_MAX_NAME + 1);
     if (len == 0 || len > SPELL_SCHEMA_MAX_NAME)
         return NULL;
-    if (!utf8_valid((const unsigned char *)name, len))
+    if (!spell_utf8_valid(name, len))
         return NULL;
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
@@ -750,7 +687,7 @@ int spell_schema_value_from_text(const cJSON *schema, const char *field, const c
     }
 
     if (p->type == SPELL_SCHEMA_STRING) {
-        if (!utf8_valid((const unsigned char *)text, len)) {
+        if (!spell_utf8_valid(text, len)) {
             fault(e, p->name, "%s must be valid UTF-8 text", p->name);
             goto out;
         }

@@ -19,6 +19,7 @@
 
 #include "spell/errors.h"
 #include "spell/sse.h"
+#include "spell/utf8.h"
 
 static const char replacement[] = "\xEF\xBF\xBD";   /* U+FFFD in UTF-8 */
 
@@ -330,53 +331,10 @@ out:
 
 /* ---- writer ---- */
 
-/* Strict UTF-8 validation with the decoder's ranges. */
-static int utf8_valid(const unsigned char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        unsigned char lo = 0x80, hi = 0xBF;
-        size_t need;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0)
-                lo = 0xA0;
-            else if (c == 0xED)
-                hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0)
-                lo = 0x90;
-            else if (c == 0xF4)
-                hi = 0x8F;
-        } else {
-            return 0;
-        }
-        if (len - i - 1 < need)
-            return 0;
-        for (size_t k = 1; k <= need; k++) {
-            unsigned char b = s[i + k];
-            if (b < lo || b > hi)
-                return 0;
-            lo = 0x80;
-            hi = 0xBF;
-        }
-        i += need + 1;
-    }
-    return 1;
-}
-
 /* A value that may stand on one field line: no line end, valid UTF-8. */
 static int line_value_ok(const char *s)
 {
-    return strpbrk(s, "\r\n") == NULL && utf8_valid((const unsigned char *)s, strlen(s));
+    return strpbrk(s, "\r\n") == NULL && spell_utf8_valid(s, strlen(s));
 }
 
 /* Appends "name: value\n", or "name:\n" for an empty value. */
@@ -422,7 +380,7 @@ int spell_sse_write_event(struct spell_buf *out, const char *id, const char *typ
         return SPELL_EINVAL;
     if ((id && !line_value_ok(id)) || (type && !line_value_ok(type)))
         return SPELL_EINVAL;
-    if (data && !utf8_valid((const unsigned char *)data, len))
+    if (data && !spell_utf8_valid(data, len))
         return SPELL_EINVAL;
 
     start = out->len;

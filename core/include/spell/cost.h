@@ -33,7 +33,7 @@ const char *spell_pricing_model_name(enum spell_pricing_model m);
 /* Parses a pricing model name; SPELL_EINVAL for anything else. */
 int spell_pricing_model_parse(const char *s, enum spell_pricing_model *out);
 
-/* The largest price spell_pricing_from_json() accepts in any field:
+/* The largest price a spell may carry in any field (models.h enforces it):
  * 2^53 - 1 cents, the largest integer a JSON number carries exactly. */
 #define SPELL_PRICE_MAX_CENTS INT64_C(9007199254740991)
 
@@ -55,26 +55,5 @@ int spell_cost_estimate(const struct spell_pricing *p, size_t canonical_input_by
  */
 int spell_cost_estimate_inputs(const struct spell_pricing *p, const cJSON *inputs,
                                int64_t *out_cents);
-
-/*
- * Reads a spell manifest's "pricing" object for its "pricing_model" name:
- * flat needs "flat_cents", metered needs "base_cents" and "per_kb_cents",
- * each an integer from 0 to SPELL_PRICE_MAX_CENTS; free needs nothing
- * (pricing may be NULL, or an object).  Members the model does not use
- * are ignored.  On failure returns SPELL_EINVAL, leaves *out alone and
- * writes a sentence naming the field into err (errlen bytes; err may be
- * NULL when errlen is 0), e.g. "pricing.flat_cents must be a non-negative
- * integer"; on success err is "".
- */
-int spell_pricing_from_json(const char *model, const cJSON *pricing,
-                            struct spell_pricing *out, char *err, size_t errlen);
-
-/*
- * The "pricing" object for p: {"flat_cents": N}, {"base_cents": N,
- * "per_kb_cents": N} or {}.  The caller owns the result (cJSON_Delete).
- * NULL when p is NULL, its model is outside the enum, a price of the
- * model is negative or past SPELL_PRICE_MAX_CENTS, or memory runs out.
- */
-cJSON *spell_pricing_to_json(const struct spell_pricing *p);
 
 #endif

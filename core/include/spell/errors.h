@@ -12,6 +12,8 @@
 #ifndef SPELL_ERRORS_H
 #define SPELL_ERRORS_H
 
+#include <stddef.h>
+
 enum spell_rc {
     SPELL_OK = 0,
     SPELL_ENOMEM = -1,      /* an allocation failed */
@@ -30,6 +32,12 @@ enum spell_rc {
 
 /* A short English sentence for a spell_rc; never NULL. */
 const char *spell_strerror(int rc);
+
+/* Writes a message into a caller's error buffer (err, errlen), the way
+ * every core function that explains a refusal does; a NULL err or a zero
+ * errlen writes nothing, a long message is cut to fit. */
+void spell_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 enum spell_api_error {
     SPELL_ERR_UNAUTHORIZED,

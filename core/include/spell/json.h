@@ -35,6 +35,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "spell/utf8.h"
+
 #define SPELL_JSON_MAX_BYTES_DEFAULT (64 * 1024)
 #define SPELL_JSON_MAX_DEPTH_DEFAULT 32
 
@@ -69,10 +71,6 @@ struct spell_json_limits {
  * rejection; SPELL_EINVAL for NULL out, or NULL text with len > 0. */
 int spell_json_parse(const char *text, size_t len, const struct spell_json_limits *lim,
                      cJSON **out, char *err, size_t errlen);
-
-/* Whether n bytes at s are well-formed UTF-8 (RFC 3629: no overlong forms,
- * no encoded surrogates, nothing past U+10FFFF, no truncated sequence). */
-bool spell_utf8_valid(const char *s, size_t n);
 
 /* Where getters read and where they report.  Set one up per object:
  * {obj, "", err, errlen} at the document root, and with spell_json_at_member()
