@@ -1,0 +1,76 @@
+/*
+ * The application context of spell-server: what every handler, the
+ * executors and the command line share.  main.c builds one struct server
+ * at start and hands it to each route as its user data.
+ *
+ * Parts (each its own static library under server/):
+ *   http/   libmicrohttpd daemon, router, SSE hub, metrics
+ *   store/  persistence behind store.h (SQLite now, PostgreSQL later)
+ *   auth/   API keys (Argon2id, verified-key cache), sessions, the
+ *           authenticate hook, rate limits, /v1/auth and /v1/keys handlers
+ *   api/    casts, budgets and usage, spells, GDPR handlers
+ *   exec/   executors (service), cast lifecycle, the event bus
+ *
+ * Time is read through srv->clock only, so tests can move it.
+ */
+#ifndef SPELL_SERVER_SERVER_H
+#define SPELL_SERVER_SERVER_H
+
+#include <stdint.h>
+
+struct store;
+struct sse_hub;
+struct metrics;
+struct auth;
+struct ratelimit;
+struct executor;
+struct bus;
+
+/* An injectable clock: Unix milliseconds. */
+struct srv_clock {
+    int64_t (*now_ms)(void *ud);    /* NULL: the system clock */
+    void *ud;
+};
+
+int64_t srv_now_ms(const struct srv_clock *c);
+
+/* Limits and switches from the command line (each with an environment
+ * variable; see main.c and docs/operations.md). */
+struct server_limits {
+    int rate_user_per_min;      /* 60: requests per authenticated user */
+    int rate_ip_per_min;        /* 10: requests per IP without auth */
+    int rate_casts_per_hour;    /* 100: casts per user */
+    int workers;                /* service executor threads */
+    int64_t default_timeout_s;  /* a spell's run time when it names none */
+    int64_t max_output_bytes;   /* stdout a spell may write in one run */
+    int64_t max_memory_bytes;   /* address space of a spell process */
+};
+
+/* The authenticated caller of a request (httpd_request_principal()). */
+struct principal {
+    char user_id[48];
+    char login[65];
+    char role[16];              /* caster, maker, admin */
+    /* How the request authenticated: an API key (its prefix) or a
+     * session (the SHA-256 hex of its token). */
+    int via_session;
+    char key_prefix[17];
+    char session_hash[65];
+};
+
+struct server {
+    struct store *store;
+    struct sse_hub *hub;
+    struct metrics *metrics;
+    struct auth *auth;
+    struct ratelimit *rl;
+    struct executor *exec;
+    struct bus *bus;
+    struct srv_clock clock;
+    struct server_limits limits;
+    /* The public base URL of this server ("http://127.0.0.1:8080"), for
+     * Location headers, progress_sse and OpenGraph canonical links. */
+    const char *public_url;
+};
+
+#endif
