@@ -1,0 +1,1477 @@
+/*
+ * Tests of the store (server/store/store.h) on its SQLite implementation.
+ *
+ * Every case opens a fresh database file in a private temporary folder and
+ * removes it afterwards.  Where a case must reach past the interface (to
+ * tamper with the ledger or plant a newer schema) it opens the same file
+ * with SQLite directly, as an attacker or a careless operator would.
+ * Time is always a fixed number passed in: the store never reads a clock.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "spell/crypto.h"
+#include "spell/errors.h"
+#include "tap.h"
+
+#include "store.h"
+
+/* 2026-11-22T08:00:00Z */
+#define T0 INT64_C(1795334400000)
+#define DAY INT64_C(86400000)
+
+static char tmpdir[64];
+static int db_counter;
+
+struct db {
+    char path[128];
+    struct store *s;
+};
+
+static void db_remove(const char *path)
+{
+    char p[160];
+
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
+static int db_open(struct db *d)
+{
+    snprintf(d->path, sizeof d->path, "%s/t%d.db", tmpdir, ++db_counter);
+    db_remove(d->path);
+    d->s = NULL;
+    return store_open(d->path, &d->s);
+}
+
+static void db_close(struct db *d)
+{
+    store_close(d->s);
+    d->s = NULL;
+    db_remove(d->path);
+}
+
+/* Runs one SQL statement on the file behind the store's back. */
+static int raw_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    int rc;
+
+    if (sqlite3_open(path, &db) != SQLITE_OK) {
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_open(path, &db) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void make_user(struct store *s, const char *id, const char *login)
+{
+    struct store_user u;
+
+    memset(&u, 0, sizeof u);
+    snprintf(u.id, sizeof u.id, "%s", id);
+    snprintf(u.login, sizeof u.login, "%s", login);
+    snprintf(u.name, sizeof u.name, "Name of %s", login);
+    snprintf(u.email, sizeof u.email, "%s@example.org", login);
+    strcpy(u.role, "caster");
+    u.created_at = T0;
+    CHECK_INT(store_user_create(s, &u), SPELL_OK);
+}
+
+static void make_spell(struct store *s, const char *key)
+{
+    struct store_spell sp;
+
+    memset(&sp, 0, sizeof sp);
+    snprintf(sp.key, sizeof sp.key, "%s", key);
+    strcpy(sp.name, "Thumbnail");
+    strcpy(sp.summary, "Scales an image.");
+    strcpy(sp.version, "1.2.0");
+    strcpy(sp.status, "published");
+    strcpy(sp.execution_mode, "service");
+    strcpy(sp.pricing_model, "metered");
+    sp.base_cents = 5;
+    sp.per_kb_cents = 1;
+    sp.inputs_schema = (char *)"{\"type\":\"object\"}";
+    sp.execution = (char *)"{\"command\":[\"a.sh\"],\"timeout_s\":120}";
+    CHECK_INT(store_spell_upsert(s, &sp, T0), SPELL_OK);
+}
+
+static void cast_init(struct store_cast *c, const char *id, const char *user, int64_t estimate)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    snprintf(c->user_id, sizeof c->user_id, "%s", user);
+    strcpy(c->spell_key, "thumb");
+    strcpy(c->spell_version, "1.2.0");
+    strcpy(c->mode, "service");
+    memset(c->input_hash, 'a', 64);
+    c->estimated_cost_cents = estimate;
+}
+
+/* Reserves without an idempotency key; returns the rc, *outcome the result. */
+static int reserve(struct store *s, const char *id, const char *user, int64_t estimate,
+                   int64_t now, struct store_reserve_result *r)
+{
+    struct store_cast c;
+    struct store_reserve req;
+
+    cast_init(&c, id, user, estimate);
+    c.inputs = (char *)"{\"url\":\"https://example.org/a.png\"}";
+    memset(&req, 0, sizeof req);
+    req.cast = &c;
+    req.now_ms = now;
+    return store_cast_reserve(s, &req, r);
+}
+
+/* ---- Lifecycle ------------------------------------------------------- */
+
+static void test_open_fresh_and_reopen(void)
+{
+    struct db d;
+    int v = 0;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    CHECK_INT(store_schema_version(d.s, &v), SPELL_OK);
+    CHECK_INT(v, STORE_SCHEMA_VERSION);
+    CHECK_INT(store_ping(d.s), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    store_close(d.s);
+    CHECK_INT(store_open(d.path, &d.s), SPELL_OK);
+    CHECK_INT(store_schema_version(d.s, &v), SPELL_OK);
+    CHECK_INT(v, STORE_SCHEMA_VERSION);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    CHECK_INT(raw_int(d.path, "PRAGMA journal_mode = WAL") >= 0, 1);
+    {
+        struct store_user u;
+        CHECK_INT(store_user_get(d.s, "usr_1", &u), SPELL_OK);
+        CHECK_STR(u.login, "ada");
+    }
+    db_close(&d);
+}
+
+static void test_open_sqlite_url(void)
+{
+    char url[200];
+    struct db d;
+
+    snprintf(d.path, sizeof d.path, "%s/url.db", tmpdir);
+    snprintf(url, sizeof url, "sqlite://%s", d.path);
+    d.s = NULL;
+    CHECK_INT(store_open(url, &d.s), SPELL_OK);
+    CHECK(d.s != NULL);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    db_close(&d);
+}
+
+static void test_open_refuses_bad_urls(void)
+{
+    struct store *s = (struct store *)1;
+
+    CHECK_INT(store_open("postgres://localhost/spell", &s), SPELL_EINVAL);
+    CHECK(s == NULL);
+    CHECK_INT(store_open("", &s), SPELL_EINVAL);
+    CHECK_INT(store_open(NULL, &s), SPELL_EINVAL);
+    CHECK_INT(store_open("sqlite://", &s), SPELL_EINVAL);
+    CHECK_INT(store_open("ftp://x", &s), SPELL_EINVAL);
+    CHECK_INT(store_open("/nonexistent-dir-for-spell/x/y.db", &s), SPELL_EIO);
+    CHECK(s == NULL);
+    CHECK_INT(store_open("x.db", NULL), SPELL_EINVAL);
+}
+
+static void test_open_refuses_newer_schema(void)
+{
+    struct db d;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    store_close(d.s);
+    d.s = NULL;
+    CHECK_INT(raw_exec(d.path, "INSERT INTO schema_migrations (version, name)"
+                               " VALUES (2, 'from the future')"), 0);
+    CHECK_INT(store_open(d.path, &d.s), STORE_ESCHEMA);
+    CHECK(d.s == NULL);
+    /* Nothing was changed. */
+    CHECK_INT(raw_int(d.path, "SELECT MAX(version) FROM schema_migrations"), 2);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM users"), 0);
+    db_close(&d);
+}
+
+static void test_memory_database(void)
+{
+    struct store *s = NULL;
+    struct store_user u;
+
+    CHECK_INT(store_open(":memory:", &s), SPELL_OK);
+    make_user(s, "usr_m", "mem");
+    CHECK_INT(store_user_get(s, "usr_m", &u), SPELL_OK);
+    store_close(s);
+    store_close(NULL);
+}
+
+/* ---- Users, sessions, keys ------------------------------------------- */
+
+static void test_users(void)
+{
+    struct db d;
+    struct store_user u, got;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_user_get(d.s, "usr_1", &got), SPELL_OK);
+    CHECK_STR(got.login, "ada");
+    CHECK_STR(got.name, "Name of ada");
+    CHECK_STR(got.email, "ada@example.org");
+    CHECK_STR(got.role, "caster");
+    CHECK_INT(got.created_at, T0);
+    CHECK_INT(store_user_by_login(d.s, "ada", &got), SPELL_OK);
+    CHECK_STR(got.id, "usr_1");
+    CHECK_INT(store_user_get(d.s, "usr_2", &got), SPELL_ENOTFOUND);
+    CHECK_STR(got.id, "");
+    CHECK_INT(store_user_by_login(d.s, "bob", &got), SPELL_ENOTFOUND);
+
+    memset(&u, 0, sizeof u);
+    strcpy(u.id, "usr_1");
+    strcpy(u.login, "other");
+    strcpy(u.role, "maker");
+    CHECK_INT(store_user_create(d.s, &u), STORE_ECONFLICT);
+    strcpy(u.id, "usr_2");
+    strcpy(u.login, "ada");
+    CHECK_INT(store_user_create(d.s, &u), STORE_ECONFLICT);
+    strcpy(u.login, "bob");
+    strcpy(u.role, "root");
+    CHECK_INT(store_user_create(d.s, &u), SPELL_EINVAL);
+    strcpy(u.role, "admin");
+    memset(u.login, 'x', sizeof u.login);    /* no NUL inside the array */
+    CHECK_INT(store_user_create(d.s, &u), SPELL_ETOOBIG);
+    strcpy(u.login, "bob");
+    strcpy(u.name, "bad \xc3\x28 utf-8");
+    CHECK_INT(store_user_create(d.s, &u), SPELL_EINVAL);
+    strcpy(u.name, "overlong \xc0\xaf");
+    CHECK_INT(store_user_create(d.s, &u), SPELL_EINVAL);
+    strcpy(u.name, "B\xc3\xb6" "b \xe2\x9c\x93");
+    strcpy(u.login, "bo b");
+    CHECK_INT(store_user_create(d.s, &u), SPELL_EINVAL);
+    strcpy(u.login, "bob");
+    CHECK_INT(store_user_create(d.s, &u), SPELL_OK);
+    CHECK_INT(store_user_get(d.s, "usr_2", &got), SPELL_OK);
+    CHECK_STR(got.name, "B\xc3\xb6" "b \xe2\x9c\x93");
+    CHECK_INT(store_user_create(d.s, NULL), SPELL_EINVAL);
+    CHECK_INT(store_user_get(d.s, NULL, &got), SPELL_EINVAL);
+    CHECK_INT(store_user_get(NULL, "usr_1", &got), SPELL_EINVAL);
+    /* Quotes reach SQLite only as bound values. */
+    CHECK_INT(store_user_get(d.s, "usr_1'OR'1'='1", &got), SPELL_ENOTFOUND);
+    db_close(&d);
+}
+
+static const char tok1[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+static const char tok2[] = "1111111111111111111111111111111111111111111111111111111111111111";
+
+static void test_sessions(void)
+{
+    struct db d;
+    struct store_user u;
+    int64_t n = -1;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_session_create(d.s, tok1, "usr_1", T0, T0 + STORE_SESSION_TTL_MS), SPELL_OK);
+    CHECK_INT(store_session_create(d.s, tok1, "usr_1", T0, T0 + 10), STORE_ECONFLICT);
+    CHECK_INT(store_session_create(d.s, tok2, "usr_9", T0, T0 + 10), SPELL_ENOTFOUND);
+    CHECK_INT(store_session_create(d.s, "abc", "usr_1", T0, T0 + 10), SPELL_EINVAL);
+    CHECK_INT(store_session_create(d.s, tok2, "usr_1", T0, T0), SPELL_EINVAL);
+    CHECK_INT(store_session_user(d.s, tok1, T0 + 1000, &u), SPELL_OK);
+    CHECK_STR(u.login, "ada");
+    CHECK_INT(store_session_user(d.s, tok1, T0 + STORE_SESSION_TTL_MS - 1, &u), SPELL_OK);
+    CHECK_INT(store_session_user(d.s, tok1, T0 + STORE_SESSION_TTL_MS, &u), SPELL_ENOTFOUND);
+    CHECK_INT(store_session_user(d.s, tok2, T0, &u), SPELL_ENOTFOUND);
+    CHECK_INT(store_session_create(d.s, tok2, "usr_1", T0, T0 + DAY), SPELL_OK);
+    CHECK_INT(store_sessions_purge(d.s, T0 + DAY, &n), SPELL_OK);
+    CHECK_INT(n, 1);
+    CHECK_INT(store_session_delete(d.s, tok1), SPELL_OK);
+    CHECK_INT(store_session_delete(d.s, tok1), SPELL_ENOTFOUND);
+    CHECK_INT(store_session_user(d.s, tok1, T0, &u), SPELL_ENOTFOUND);
+    db_close(&d);
+}
+
+struct key_seen {
+    int n;
+    char prefixes[8][STORE_KEY_PREFIX_SIZE];
+};
+
+static int key_collect(void *ud, const struct store_key *k)
+{
+    struct key_seen *ks = ud;
+
+    if (ks->n < 8)
+        strcpy(ks->prefixes[ks->n], k->prefix);
+    ks->n++;
+    return 0;
+}
+
+static int stop_at_once(void *ud, const struct store_key *k)
+{
+    (void)ud;
+    (void)k;
+    return 1;
+}
+
+static void test_keys(void)
+{
+    struct db d;
+    struct store_key k, got;
+    struct key_seen ks;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    memset(&k, 0, sizeof k);
+    strcpy(k.id, "key_1");
+    strcpy(k.user_id, "usr_1");
+    strcpy(k.prefix, "AbCdEfGh");
+    strcpy(k.name, "laptop");
+    strcpy(k.hash, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA");
+    k.created_at = T0;
+    CHECK_INT(store_key_create(d.s, &k), SPELL_OK);
+    CHECK_INT(store_key_create(d.s, &k), STORE_ECONFLICT);
+    strcpy(k.id, "key_2");
+    CHECK_INT(store_key_create(d.s, &k), STORE_ECONFLICT);     /* same prefix */
+    strcpy(k.prefix, "ZZZZZZZZ");
+    k.created_at = T0 + 5;
+    CHECK_INT(store_key_create(d.s, &k), SPELL_OK);
+    strcpy(k.id, "key_3");
+    strcpy(k.prefix, "YYYYYYYY");
+    strcpy(k.user_id, "usr_x");
+    CHECK_INT(store_key_create(d.s, &k), SPELL_ENOTFOUND);
+
+    CHECK_INT(store_key_by_prefix(d.s, "AbCdEfGh", &got), SPELL_OK);
+    CHECK_STR(got.id, "key_1");
+    CHECK_STR(got.hash, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA");
+    CHECK_INT(got.last_used_at, 0);
+    CHECK_INT(got.revoked_at, 0);
+    CHECK_INT(store_key_by_prefix(d.s, "nope", &got), SPELL_ENOTFOUND);
+
+    memset(&ks, 0, sizeof ks);
+    CHECK_INT(store_key_list(d.s, "usr_1", key_collect, &ks), SPELL_OK);
+    CHECK_INT(ks.n, 2);
+    CHECK_STR(ks.prefixes[0], "ZZZZZZZZ");     /* newest first */
+    CHECK_STR(ks.prefixes[1], "AbCdEfGh");
+    CHECK_INT(store_key_list(d.s, "usr_1", stop_at_once, NULL), SPELL_EABORT);
+
+    CHECK_INT(store_key_touch(d.s, "AbCdEfGh", T0 + 100), SPELL_OK);
+    CHECK_INT(store_key_touch(d.s, "nope", T0 + 100), SPELL_ENOTFOUND);
+    CHECK_INT(store_key_revoke(d.s, "usr_2", "AbCdEfGh", T0 + 200), SPELL_ENOTFOUND);
+    CHECK_INT(store_key_revoke(d.s, "usr_1", "AbCdEfGh", T0 + 200), SPELL_OK);
+    CHECK_INT(store_key_revoke(d.s, "usr_1", "AbCdEfGh", T0 + 300), SPELL_ENOTFOUND);
+    CHECK_INT(store_key_by_prefix(d.s, "AbCdEfGh", &got), SPELL_OK);
+    CHECK_INT(got.last_used_at, T0 + 100);
+    CHECK_INT(got.revoked_at, T0 + 200);
+    db_close(&d);
+}
+
+/* ---- Budgets and spells ---------------------------------------------- */
+
+static void test_budgets(void)
+{
+    struct db d;
+    struct store_budget b;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2026-11", &b), SPELL_OK);
+    CHECK_INT(b.hard_limit_cents, 5000);
+    CHECK_INT(b.soft_limit_cents, -1);
+    CHECK_INT(b.source, STORE_BUDGET_DEFAULT);
+    CHECK_STR(b.period, "2026-11");
+    CHECK_INT(store_budget_get(d.s, "usr_9", "2026-11", &b), SPELL_ENOTFOUND);
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2026-13", &b), SPELL_EINVAL);
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2026-1", &b), SPELL_EINVAL);
+
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 2000, 1500, T0), SPELL_OK);
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2026-11", &b), SPELL_OK);
+    CHECK_INT(b.hard_limit_cents, 2000);
+    CHECK_INT(b.soft_limit_cents, 1500);
+    CHECK_INT(b.source, STORE_BUDGET_PERIOD);
+    /* The standing limit carries into later months. */
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2027-02", &b), SPELL_OK);
+    CHECK_INT(b.hard_limit_cents, 2000);
+    CHECK_INT(b.soft_limit_cents, 1500);
+    CHECK_INT(b.source, STORE_BUDGET_STANDING);
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-12", 3000, -1, T0), SPELL_OK);
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2026-11", &b), SPELL_OK);
+    CHECK_INT(b.hard_limit_cents, 2000);       /* November keeps its own row */
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2027-01", &b), SPELL_OK);
+    CHECK_INT(b.hard_limit_cents, 3000);
+    CHECK_INT(b.soft_limit_cents, -1);
+
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 1000, 1001, T0), SPELL_EINVAL);
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", -1, -1, T0), SPELL_EINVAL);
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 1000, -2, T0), SPELL_EINVAL);
+    CHECK_INT(store_budget_set(d.s, "usr_9", "2026-11", 1000, -1, T0), SPELL_ENOTFOUND);
+
+    CHECK_INT(store_budget_clear(d.s, "usr_1", "2026-12"), SPELL_OK);
+    CHECK_INT(store_budget_get(d.s, "usr_1", "2026-12", &b), SPELL_OK);
+    CHECK_INT(b.hard_limit_cents, 5000);
+    CHECK_INT(b.source, STORE_BUDGET_DEFAULT);
+    CHECK_INT(store_budget_clear(d.s, "usr_9", "2026-12"), SPELL_ENOTFOUND);
+    db_close(&d);
+}
+
+static int spell_count(void *ud, const struct store_spell *sp)
+{
+    (void)sp;
+    (*(int *)ud)++;
+    return 0;
+}
+
+static void test_spells(void)
+{
+    struct db d;
+    struct store_spell sp, got;
+    int n = 0;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_spell(d.s, "thumb");
+    make_spell(d.s, "zeta");
+    CHECK_INT(store_spell_get(d.s, "thumb", &got), SPELL_OK);
+    CHECK_STR(got.name, "Thumbnail");
+    CHECK_STR(got.pricing_model, "metered");
+    CHECK_INT(got.base_cents, 5);
+    CHECK_INT(got.per_kb_cents, 1);
+    CHECK_STR(got.inputs_schema, "{\"type\":\"object\"}");
+    CHECK_STR(got.execution, "{\"command\":[\"a.sh\"],\"timeout_s\":120}");
+    store_spell_clear(&got);
+    CHECK(got.inputs_schema == NULL);
+    CHECK_INT(store_spell_get(d.s, "nope", &got), SPELL_ENOTFOUND);
+
+    memset(&sp, 0, sizeof sp);
+    strcpy(sp.key, "thumb");
+    strcpy(sp.name, "Thumbnail 2");
+    strcpy(sp.version, "2.0.0");
+    strcpy(sp.status, "deprecated");
+    strcpy(sp.execution_mode, "workflow");
+    strcpy(sp.pricing_model, "flat");
+    sp.flat_cents = 25;
+    CHECK_INT(store_spell_upsert(d.s, &sp, T0 + 1), SPELL_OK);
+    CHECK_INT(store_spell_get(d.s, "thumb", &got), SPELL_OK);
+    CHECK_STR(got.version, "2.0.0");
+    CHECK_INT(got.flat_cents, 25);
+    CHECK(got.inputs_schema == NULL);
+    store_spell_clear(&got);
+    CHECK_INT(store_spell_list(d.s, spell_count, &n), SPELL_OK);
+    CHECK_INT(n, 2);
+
+    sp.execution = (char *)"{\"a\":";
+    CHECK_INT(store_spell_upsert(d.s, &sp, T0), SPELL_EINVAL);
+    sp.execution = (char *)"{} {}";
+    CHECK_INT(store_spell_upsert(d.s, &sp, T0), SPELL_EINVAL);
+    sp.execution = (char *)"[\"\xff\"]";
+    CHECK_INT(store_spell_upsert(d.s, &sp, T0), SPELL_EINVAL);
+    sp.execution = malloc(STORE_JSON_MAX + 2);
+    if (sp.execution) {
+        memset(sp.execution, ' ', STORE_JSON_MAX + 1);
+        sp.execution[0] = '1';
+        sp.execution[STORE_JSON_MAX + 1] = '\0';
+        CHECK_INT(store_spell_upsert(d.s, &sp, T0), SPELL_ETOOBIG);
+        free(sp.execution);
+    }
+    sp.execution = NULL;
+    sp.flat_cents = -1;
+    CHECK_INT(store_spell_upsert(d.s, &sp, T0), SPELL_EINVAL);
+    db_close(&d);
+}
+
+/* ---- Idempotency ----------------------------------------------------- */
+
+static const char h1[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+static const char h2[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+static void test_idempotency_states(void)
+{
+    struct db d;
+    struct store_idem r;
+    int64_t n = -1;
+    char big_key[300];
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "k 1", h1, T0, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "k 1", h1, T0 + 1, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_IN_FLIGHT);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "k 1", h2, T0 + 1, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_MISMATCH);
+    CHECK_INT(store_idem_finish(d.s, "usr_1", "k 1", 201, "{\"ok\":true}", 11), SPELL_OK);
+    CHECK_INT(store_idem_finish(d.s, "usr_1", "k 1", 201, "{}", 2), SPELL_ENOTFOUND);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "k 1", h1, T0 + 2, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_REPLAY);
+    CHECK_INT(r.status, 201);
+    CHECK_INT(r.body_len, 11);
+    CHECK_STR(r.body, "{\"ok\":true}");
+    store_idem_clear(&r);
+    CHECK(r.body == NULL);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "k 1", h2, T0 + 2, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_MISMATCH);
+
+    /* 24 h: one millisecond before, the record holds; at 24 h it is gone. */
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "k 1", h1, T0 + STORE_IDEM_TTL_MS - 1, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_REPLAY);
+    store_idem_clear(&r);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "k 1", h2, T0 + STORE_IDEM_TTL_MS, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+
+    /* Another user's key of the same name is another record. */
+    make_user(d.s, "usr_2", "bob");
+    CHECK_INT(store_idem_begin(d.s, "usr_2", "k 1", h1, T0, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    CHECK_INT(store_idem_abandon(d.s, "usr_2", "k 1"), SPELL_OK);
+    CHECK_INT(store_idem_abandon(d.s, "usr_2", "k 1"), SPELL_ENOTFOUND);
+    CHECK_INT(store_idem_begin(d.s, "usr_2", "k 1", h2, T0 + 5, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+
+    CHECK_INT(store_idem_purge(d.s, T0 + 5 + STORE_IDEM_TTL_MS - 1, &n), SPELL_OK);
+    CHECK_INT(n, 0);
+    CHECK_INT(store_idem_purge(d.s, T0 + 5 + STORE_IDEM_TTL_MS, &n), SPELL_OK);
+    CHECK_INT(n, 1);
+
+    CHECK_INT(store_idem_begin(d.s, "usr_9", "k", h1, T0, &r), SPELL_ENOTFOUND);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "", h1, T0, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "tab\tkey", h1, T0, &r), SPELL_EINVAL);
+    memset(big_key, 'k', sizeof big_key - 1);
+    big_key[sizeof big_key - 1] = '\0';
+    CHECK_INT(store_idem_begin(d.s, "usr_1", big_key, h1, T0, &r), SPELL_ETOOBIG);
+    big_key[256] = '\0';       /* 256 characters: one past the limit */
+    CHECK_INT(store_idem_begin(d.s, "usr_1", big_key, h1, T0, &r), SPELL_ETOOBIG);
+    big_key[255] = '\0';       /* 255: the longest allowed */
+    CHECK_INT(store_idem_begin(d.s, "usr_1", big_key, h1, T0, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    CHECK_INT(store_idem_finish(d.s, "usr_1", big_key, 200, "x", STORE_RESPONSE_MAX + 1),
+              SPELL_ETOOBIG);
+    CHECK_INT(store_idem_finish(d.s, "usr_1", big_key, 200, "a\0b", 3), SPELL_EINVAL);
+    CHECK_INT(store_idem_finish(d.s, "usr_1", big_key, 42, "{}", 2), SPELL_EINVAL);
+    db_close(&d);
+}
+
+/* ---- Casts and money ------------------------------------------------- */
+
+static int64_t ledger_count(const char *path)
+{
+    return raw_int(path, "SELECT COUNT(*) FROM ledger");
+}
+
+static void test_reserve_at_limit(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct store_cast c;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 1000, -1, T0), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 600, T0, &r), SPELL_OK);
+    CHECK_INT(r.outcome, STORE_RESERVED);
+    CHECK_INT(r.reserved_cents, 600);
+    CHECK_INT(r.remaining_cents, 400);
+    CHECK_INT(r.ledger_seq, 1);
+    CHECK_STR(r.period, "2026-11");
+    /* Exactly at the limit succeeds. */
+    CHECK_INT(reserve(d.s, "cst_2", "usr_1", 400, T0 + 1, &r), SPELL_OK);
+    CHECK_INT(r.outcome, STORE_RESERVED);
+    CHECK_INT(r.remaining_cents, 0);
+    CHECK_INT(r.ledger_seq, 2);
+    /* One cent over fails, with the numbers, and writes nothing. */
+    CHECK_INT(reserve(d.s, "cst_3", "usr_1", 1, T0 + 2, &r), SPELL_OK);
+    CHECK_INT(r.outcome, STORE_BUDGET_EXCEEDED);
+    CHECK_INT(r.hard_limit_cents, 1000);
+    CHECK_INT(r.spent_cents, 0);
+    CHECK_INT(r.reserved_cents, 1000);
+    CHECK_INT(r.estimate_cents, 1);
+    CHECK_INT(r.remaining_cents, 0);
+    CHECK_INT(r.ledger_seq, 0);
+    CHECK_INT(store_cast_get(d.s, "cst_3", NULL, &c), SPELL_ENOTFOUND);
+    CHECK_INT(ledger_count(d.path), 2);
+    /* A free cast still fits. */
+    CHECK_INT(reserve(d.s, "cst_4", "usr_1", 0, T0 + 3, &r), SPELL_OK);
+    CHECK_INT(r.outcome, STORE_RESERVED);
+    /* A huge estimate neither overflows nor passes. */
+    CHECK_INT(reserve(d.s, "cst_5", "usr_1", INT64_MAX, T0 + 3, &r), SPELL_OK);
+    CHECK_INT(r.outcome, STORE_BUDGET_EXCEEDED);
+    /* Errors. */
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 0, T0 + 4, &r), STORE_ECONFLICT);
+    CHECK_INT(reserve(d.s, "cst_6", "usr_9", 0, T0 + 4, &r), SPELL_ENOTFOUND);
+    CHECK_INT(reserve(d.s, "cst_6", "usr_1", -1, T0 + 4, &r), SPELL_EINVAL);
+    CHECK_INT(store_cast_reserve(d.s, NULL, &r), SPELL_EINVAL);
+    CHECK_INT(ledger_count(d.path), 3);
+    db_close(&d);
+}
+
+struct ev_seen {
+    int n;
+    int64_t seqs[64];
+    char types[64][STORE_EVENT_TYPE_SIZE];
+    char last_data[2048];
+};
+
+static int ev_collect(void *ud, const struct store_event *e)
+{
+    struct ev_seen *es = ud;
+
+    if (es->n < 64) {
+        es->seqs[es->n] = e->seq;
+        strcpy(es->types[es->n], e->type);
+    }
+    snprintf(es->last_data, sizeof es->last_data, "%.*s", (int)e->data_len, e->data);
+    es->n++;
+    return 0;
+}
+
+static void test_cast_lifecycle_and_settle(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct store_settle_result st;
+    struct store_cast c;
+    struct store_usage u;
+    struct store_spell sp;
+    struct ev_seen es;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 50, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_get(d.s, "cst_1", "usr_1", &c), SPELL_OK);
+    CHECK_STR(c.status, "queued");
+    CHECK_INT(c.cost_cents, -1);
+    CHECK_INT(c.duration_ms, -1);
+    CHECK_INT(c.last_seq, 1);
+    CHECK_STR(c.inputs, "{\"url\":\"https://example.org/a.png\"}");
+    store_cast_clear(&c);
+    CHECK_INT(store_cast_get(d.s, "cst_1", "usr_2", &c), SPELL_ENOTFOUND);
+
+    CHECK_INT(store_cast_start(d.s, "cst_1", "https://ci.example/run/1", T0 + 1000), SPELL_OK);
+    CHECK_INT(store_cast_start(d.s, "cst_1", NULL, T0 + 1000), STORE_ECONFLICT);
+    CHECK_INT(store_cast_start(d.s, "cst_9", NULL, T0 + 1000), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_progress(d.s, "cst_1", 40, "resizing", T0 + 2000), SPELL_OK);
+    CHECK_INT(store_cast_progress(d.s, "cst_1", 101, "x", T0 + 2000), SPELL_EINVAL);
+    CHECK_INT(store_cast_progress(d.s, "cst_9", 1, "x", T0 + 2000), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_set_run_url(d.s, "cst_1", "https://ci.example/run/2"), SPELL_OK);
+    CHECK_INT(store_cast_set_run_url(d.s, "cst_9", "https://x"), SPELL_ENOTFOUND);
+
+    /* A cost above the estimate is charged at the estimate. */
+    CHECK_INT(store_cast_settle(d.s, "cst_1", 70, "https://cdn.example/a.png", T0 + 5000, &st),
+              SPELL_OK);
+    CHECK_INT(st.cost_cents, 50);
+    CHECK_INT(st.spent_cents, 50);
+    CHECK_INT(st.reserved_cents, 0);
+    CHECK_INT(st.hard_limit_cents, 5000);
+    CHECK_INT(st.soft_limit_crossed, 0);
+    CHECK_INT(st.ledger_seq, 2);
+    CHECK_INT(st.event_seq, 4);
+    CHECK_STR(st.user_id, "usr_1");
+    CHECK_STR(st.period, "2026-11");
+    CHECK_INT(store_cast_settle(d.s, "cst_1", 10, NULL, T0 + 6000, &st), STORE_ECONFLICT);
+    CHECK_INT(store_cast_release(d.s, "cst_1", "failed", "X", "y", T0 + 6000, NULL),
+              STORE_ECONFLICT);
+    CHECK_INT(store_cast_settle(d.s, "cst_9", 10, NULL, T0 + 6000, &st), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_progress(d.s, "cst_1", 50, "late", T0 + 7000), STORE_ECONFLICT);
+
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &c), SPELL_OK);
+    CHECK_STR(c.status, "succeeded");
+    CHECK_INT(c.progress, 100);
+    CHECK_STR(c.message, "resizing");
+    CHECK_INT(c.cost_cents, 50);
+    CHECK_INT(c.started_at, T0 + 1000);
+    CHECK_INT(c.finished_at, T0 + 5000);
+    CHECK_INT(c.duration_ms, 4000);
+    CHECK_STR(c.run_url, "https://ci.example/run/2");
+    CHECK_STR(c.artifact_url, "https://cdn.example/a.png");
+    CHECK(c.inputs == NULL);     /* dropped once finished */
+    CHECK_INT(c.last_seq, 4);
+    store_cast_clear(&c);
+
+    memset(&es, 0, sizeof es);
+    CHECK_INT(store_events_after(d.s, "cst_1", 0, 0, ev_collect, &es), SPELL_OK);
+    CHECK_INT(es.n, 4);
+    CHECK_INT(es.seqs[0], 1);
+    CHECK_INT(es.seqs[3], 4);
+    CHECK_STR(es.types[0], "cast.queued");
+    CHECK_STR(es.types[1], "cast.started");
+    CHECK_STR(es.types[2], "cast.progress");
+    CHECK_STR(es.types[3], "cast.succeeded");
+    CHECK_STR(es.last_data, "{\"cast_id\":\"cst_1\",\"status\":\"succeeded\",\"progress\":100,"
+                            "\"message\":\"resizing\",\"ts\":\"2026-11-22T08:00:05.000Z\","
+                            "\"final\":true,\"cost_cents\":50,"
+                            "\"artifact_url\":\"https://cdn.example/a.png\"}");
+    memset(&es, 0, sizeof es);
+    CHECK_INT(store_events_after(d.s, "cst_1", 1, 2, ev_collect, &es), SPELL_OK);
+    CHECK_INT(es.n, 2);
+    CHECK_INT(es.seqs[0], 2);
+    CHECK_INT(es.seqs[1], 3);
+    memset(&es, 0, sizeof es);
+    CHECK_INT(store_events_after(d.s, "cst_1", 4, 0, ev_collect, &es), SPELL_OK);
+    CHECK_INT(es.n, 0);
+    CHECK_INT(store_events_after(d.s, "cst_9", 0, 0, ev_collect, &es), SPELL_ENOTFOUND);
+
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT(u.calls, 1);
+    CHECK_INT(u.spent_cents, 50);
+    CHECK_INT(u.reserved_cents, 0);
+    CHECK_INT(u.remaining_cents, 4950);
+    CHECK_INT(u.n_daily, 1);
+    CHECK_STR(u.daily[0].date, "2026-11-22");
+    CHECK_INT(u.daily[0].spent_cents, 50);
+    CHECK_INT(u.n_by_spell, 1);
+    CHECK_STR(u.by_spell[0].spell_key, "thumb");
+    CHECK_INT(u.by_spell[0].calls, 1);
+    CHECK_INT(u.by_spell_truncated, 0);
+    CHECK_INT(u.budget.source, STORE_BUDGET_PERIOD);    /* copied by the reservation */
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-10", &u), SPELL_OK);
+    CHECK_INT(u.calls, 0);
+    CHECK_INT(u.remaining_cents, 5000);
+    CHECK_INT(store_usage_get(d.s, "usr_9", "2026-10", &u), SPELL_ENOTFOUND);
+
+    CHECK_INT(store_spell_get(d.s, "thumb", &sp), SPELL_OK);
+    CHECK_INT(sp.avg_cost_cents, 50);
+    CHECK_INT(sp.avg_duration_ms, 4000);
+    store_spell_clear(&sp);
+    db_close(&d);
+}
+
+static void test_release(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct store_settle_result st;
+    struct store_cast c;
+    struct store_usage u;
+    struct ev_seen es;
+    struct store_ledger_entry le;
+    int64_t checked = 0, bad = -1;
+
+    (void)le;
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 300, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_2", "usr_1", 200, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_release(d.s, "cst_1", "succeeded", "X", "y", T0 + 1, &st),
+              SPELL_EINVAL);
+    CHECK_INT(store_cast_release(d.s, "cst_1", "failed", NULL, "y", T0 + 1, &st), SPELL_EINVAL);
+    CHECK_INT(store_cast_release(d.s, "cst_1", "failed", "SPELL_ERROR", "exit \"1\"", T0 + 10,
+                                 &st), SPELL_OK);
+    CHECK_INT(st.cost_cents, 0);
+    CHECK_INT(st.reserved_cents, 200);
+    CHECK_INT(st.spent_cents, 0);
+    CHECK_INT(st.event_seq, 2);
+    CHECK_INT(store_cast_release(d.s, "cst_2", "canceled", "CANCELED", "", T0 + 20, NULL),
+              SPELL_OK);
+    CHECK_INT(store_cast_release(d.s, "cst_2", "canceled", "CANCELED", "", T0 + 20, NULL),
+              STORE_ECONFLICT);
+    CHECK_INT(store_cast_release(d.s, "cst_9", "canceled", "CANCELED", "", T0 + 20, NULL),
+              SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &c), SPELL_OK);
+    CHECK_STR(c.status, "failed");
+    CHECK_STR(c.error_code, "SPELL_ERROR");
+    CHECK_STR(c.error_message, "exit \"1\"");
+    CHECK_INT(c.cost_cents, -1);
+    CHECK_INT(c.duration_ms, 10);
+    CHECK(c.inputs == NULL);
+    store_cast_clear(&c);
+    memset(&es, 0, sizeof es);
+    CHECK_INT(store_events_after(d.s, "cst_1", 1, 0, ev_collect, &es), SPELL_OK);
+    CHECK_INT(es.n, 1);
+    CHECK_STR(es.types[0], "cast.failed");
+    CHECK_STR(es.last_data, "{\"cast_id\":\"cst_1\",\"status\":\"failed\",\"progress\":0,"
+                            "\"message\":\"\",\"ts\":\"2026-11-22T08:00:00.010Z\","
+                            "\"final\":true,\"cost_cents\":0,\"error\":{\"code\":"
+                            "\"SPELL_ERROR\",\"message\":\"exit \\\"1\\\"\"}}");
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT(u.reserved_cents, 0);
+    CHECK_INT(u.spent_cents, 0);
+    CHECK_INT(u.calls, 0);
+    CHECK_INT(ledger_count(d.path), 4);
+    CHECK_INT(raw_int(d.path, "SELECT amount_cents FROM ledger WHERE seq = 3"), 300);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM ledger WHERE kind = 'release'"), 2);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT(checked, 4);
+    CHECK_INT(bad, 0);
+    db_close(&d);
+}
+
+static void test_soft_limit_once(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct store_settle_result st;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 1000, 100, T0), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 60, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_2", "usr_1", 40, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_3", "usr_1", 40, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_settle(d.s, "cst_1", 60, NULL, T0 + 1, &st), SPELL_OK);
+    CHECK_INT(st.soft_limit_crossed, 0);
+    CHECK_INT(st.soft_limit_cents, 100);
+    CHECK_INT(store_cast_settle(d.s, "cst_2", 40, NULL, T0 + 2, &st), SPELL_OK);
+    CHECK_INT(st.spent_cents, 100);
+    CHECK_INT(st.soft_limit_crossed, 1);     /* reaching it counts */
+    CHECK_INT(store_cast_settle(d.s, "cst_3", 40, NULL, T0 + 3, &st), SPELL_OK);
+    CHECK_INT(st.soft_limit_crossed, 0);     /* once per period */
+    /* The next month starts afresh under the standing limit. */
+    CHECK_INT(reserve(d.s, "cst_4", "usr_1", 150, T0 + 30 * DAY, &r), SPELL_OK);
+    CHECK_STR(r.period, "2026-12");
+    CHECK_INT(r.soft_limit_cents, 100);
+    CHECK_INT(store_cast_settle(d.s, "cst_4", 150, NULL, T0 + 30 * DAY, &st), SPELL_OK);
+    CHECK_INT(st.soft_limit_crossed, 1);
+    db_close(&d);
+}
+
+struct responder {
+    int calls;
+    int fail;
+    int64_t seen_remaining;
+};
+
+static int respond_fn(void *ud, const struct store_reserve_result *r, int *status,
+                      struct spell_buf *body)
+{
+    struct responder *rp = ud;
+
+    rp->calls++;
+    rp->seen_remaining = r->remaining_cents;
+    if (rp->fail)
+        return 1;
+    *status = 202;
+    return spell_buf_addf(body, "{\"remaining\":%lld}", (long long)r->remaining_cents);
+}
+
+static void test_reserve_with_idempotency(void)
+{
+    struct db d;
+    struct store_cast c, got;
+    struct store_reserve req;
+    struct store_reserve_result r;
+    struct store_idem im;
+    struct responder rp;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    cast_init(&c, "cst_1", "usr_1", 100);
+    strcpy(c.idempotency_key, "idem-1");
+    memset(&req, 0, sizeof req);
+    memset(&rp, 0, sizeof rp);
+    req.cast = &c;
+    req.now_ms = T0;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_EINVAL);    /* respond missing */
+    req.respond = respond_fn;
+    req.respond_ud = &rp;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_ENOTFOUND);  /* nothing in flight */
+
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "idem-1", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_NEW);
+    rp.fail = 1;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_EABORT);
+    CHECK_INT(rp.calls, 1);
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &got), SPELL_ENOTFOUND);   /* rolled back */
+    CHECK_INT(ledger_count(d.path), 0);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "idem-1", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_IN_FLIGHT);
+
+    rp.fail = 0;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_OK);
+    CHECK_INT(r.outcome, STORE_RESERVED);
+    CHECK_INT(rp.seen_remaining, 4900);
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "idem-1", h1, T0 + 1, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_REPLAY);
+    CHECK_INT(im.status, 202);
+    CHECK_STR(im.body, "{\"remaining\":4900}");
+    store_idem_clear(&im);
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &got), SPELL_OK);
+    CHECK_STR(got.idempotency_key, "idem-1");
+    store_cast_clear(&got);
+    db_close(&d);
+}
+
+/* ---- Concurrency ----------------------------------------------------- */
+
+#define N_THREADS 64
+#define PER_THREAD 3
+#define EST 37
+
+struct race {
+    struct store *s;
+    int index;
+    int ok;
+    int exceeded;
+    int errors;
+    char ids[PER_THREAD][STORE_ID_SIZE];
+};
+
+static void *race_reserve(void *arg)
+{
+    struct race *rc = arg;
+    struct store_reserve_result r;
+    int i;
+
+    for (i = 0; i < PER_THREAD; i++) {
+        char id[STORE_ID_SIZE];
+        snprintf(id, sizeof id, "cst_%02d_%d", rc->index, i);
+        if (reserve(rc->s, id, "usr_1", EST, T0 + rc->index, &r) != SPELL_OK) {
+            rc->errors++;
+        } else if (r.outcome == STORE_RESERVED) {
+            strcpy(rc->ids[rc->ok++], id);
+        } else {
+            rc->exceeded++;
+        }
+    }
+    return NULL;
+}
+
+static void *race_close(void *arg)
+{
+    struct race *rc = arg;
+    int i;
+
+    for (i = 0; i < rc->ok; i++) {
+        int r = (i + rc->index) % 2
+                    ? store_cast_settle(rc->s, rc->ids[i], EST - 7, NULL, T0 + 1000, NULL)
+                    : store_cast_release(rc->s, rc->ids[i], "failed", "E", "", T0 + 1000, NULL);
+        if (r != SPELL_OK)
+            rc->errors++;
+    }
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_concurrent_reservations(void)
+{
+    struct db d;
+    struct race races[N_THREADS];
+    pthread_t th[N_THREADS];
+    struct store_usage u;
+    int i, ok = 0, exceeded = 0, errors = 0, settled = 0;
+    int64_t checked = 0, bad = -1;
+    double t;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    memset(races, 0, sizeof races);
+    t = now_s();
+    for (i = 0; i < N_THREADS; i++) {
+        races[i].s = d.s;
+        races[i].index = i;
+        CHECK_INT(pthread_create(&th[i], NULL, race_reserve, &races[i]), 0);
+    }
+    for (i = 0; i < N_THREADS; i++)
+        pthread_join(th[i], NULL);
+    t = now_s() - t;
+    for (i = 0; i < N_THREADS; i++) {
+        ok += races[i].ok;
+        exceeded += races[i].exceeded;
+        errors += races[i].errors;
+    }
+    printf("# %d reservations by %d threads in %.3f s (%.0f per second)\n",
+           N_THREADS * PER_THREAD, N_THREADS, t, t > 0 ? N_THREADS * PER_THREAD / t : 0.0);
+    CHECK_INT(errors, 0);
+    CHECK_INT(ok, 5000 / EST);        /* 135 */
+    CHECK_INT(exceeded, N_THREADS * PER_THREAD - 5000 / EST);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT(u.reserved_cents, (5000 / EST) * EST);
+    CHECK(u.reserved_cents <= 5000);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM casts"), 5000 / EST);
+
+    for (i = 0; i < N_THREADS; i++)
+        CHECK_INT(pthread_create(&th[i], NULL, race_close, &races[i]), 0);
+    for (i = 0; i < N_THREADS; i++)
+        pthread_join(th[i], NULL);
+    errors = 0;
+    for (i = 0; i < N_THREADS; i++) {
+        int j;
+        errors += races[i].errors;
+        for (j = 0; j < races[i].ok; j++)
+            settled += (j + races[i].index) % 2;
+    }
+    CHECK_INT(errors, 0);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT(u.reserved_cents, 0);
+    CHECK_INT(u.calls, settled);
+    CHECK_INT(u.spent_cents, (int64_t)settled * (EST - 7));
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT(checked, 2 * (5000 / EST));
+    CHECK_INT(bad, 0);
+    db_close(&d);
+}
+
+#define EV_THREADS 16
+#define EV_EACH 40
+
+struct ev_race {
+    struct store *s;
+    int errors;
+};
+
+static void *race_events(void *arg)
+{
+    struct ev_race *er = arg;
+    int i;
+
+    for (i = 0; i < EV_EACH; i++) {
+        if (store_event_append(er->s, "cst_1", "cast.log", "{\"log\":\"line\"}", 14, T0, NULL) !=
+            SPELL_OK)
+            er->errors++;
+    }
+    return NULL;
+}
+
+struct gap_check {
+    int64_t expect;
+    int gaps;
+};
+
+static int gap_fn(void *ud, const struct store_event *e)
+{
+    struct gap_check *g = ud;
+
+    if (e->seq != g->expect)
+        g->gaps++;
+    g->expect = e->seq + 1;
+    return 0;
+}
+
+static void test_concurrent_events_gapless(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct ev_race er[EV_THREADS];
+    pthread_t th[EV_THREADS];
+    struct gap_check g = {1, 0};
+    struct store_cast c;
+    int i, errors = 0;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 1, T0, &r), SPELL_OK);
+    for (i = 0; i < EV_THREADS; i++) {
+        er[i].s = d.s;
+        er[i].errors = 0;
+        CHECK_INT(pthread_create(&th[i], NULL, race_events, &er[i]), 0);
+    }
+    for (i = 0; i < EV_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        errors += er[i].errors;
+    }
+    CHECK_INT(errors, 0);
+    CHECK_INT(store_events_after(d.s, "cst_1", 0, 0, gap_fn, &g), SPELL_OK);
+    CHECK_INT(g.gaps, 0);
+    CHECK_INT(g.expect, 1 + 1 + EV_THREADS * EV_EACH);
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &c), SPELL_OK);
+    CHECK_INT(c.last_seq, 1 + EV_THREADS * EV_EACH);
+    store_cast_clear(&c);
+    db_close(&d);
+}
+
+static void test_event_append_input(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    int64_t seq = -1;
+    char *big;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 1, T0, &r), SPELL_OK);
+    CHECK_INT(store_event_append(d.s, "cst_1", "cast.log", "{\"a\":1}", 7, T0, &seq), SPELL_OK);
+    CHECK_INT(seq, 2);
+    CHECK_INT(store_event_append(d.s, "cst_9", "cast.log", "{}", 2, T0, &seq), SPELL_ENOTFOUND);
+    CHECK_INT(seq, 0);
+    CHECK_INT(store_event_append(d.s, "cst_1", "cast.log", "{\"a\":", 5, T0, &seq), SPELL_EINVAL);
+    CHECK_INT(store_event_append(d.s, "cst_1", "cast.log", "{}\0{}", 5, T0, &seq), SPELL_EINVAL);
+    CHECK_INT(store_event_append(d.s, "cst_1", "cast.log", "\"\xed\xa0\x80\"", 5, T0, &seq),
+              SPELL_EINVAL);     /* a UTF-16 surrogate written as UTF-8 */
+    CHECK_INT(store_event_append(d.s, "cst_1", "", "{}", 2, T0, &seq), SPELL_EINVAL);
+    CHECK_INT(store_event_append(d.s, "cst_1", "cast.log", NULL, 0, T0, &seq), SPELL_EINVAL);
+    big = malloc(STORE_EVENT_DATA_MAX + 1);
+    if (big) {
+        memset(big, ' ', STORE_EVENT_DATA_MAX + 1);
+        big[0] = '0';
+        CHECK_INT(store_event_append(d.s, "cst_1", "cast.log", big, STORE_EVENT_DATA_MAX + 1, T0,
+                                     &seq), SPELL_ETOOBIG);
+        CHECK_INT(store_event_append(d.s, "cst_1", "cast.log", big, STORE_EVENT_DATA_MAX, T0,
+                                     &seq), SPELL_OK);
+        CHECK_INT(seq, 3);
+        free(big);
+    }
+    CHECK_INT(store_events_after(d.s, "cst_1", -1, 0, (int (*)(void *, const struct store_event *))
+                                 gap_fn, NULL), SPELL_EINVAL);
+    db_close(&d);
+}
+
+/* ---- Ledger ---------------------------------------------------------- */
+
+static void fill_ledger(struct db *d)
+{
+    struct store_reserve_result r;
+    int64_t seq = 0;
+
+    make_user(d->s, "usr_1", "ada");
+    CHECK_INT(reserve(d->s, "cst_1", "usr_1", 100, T0, &r), SPELL_OK);          /* 1 */
+    CHECK_INT(store_cast_settle(d->s, "cst_1", 80, NULL, T0 + 1, NULL), SPELL_OK);  /* 2 */
+    CHECK_INT(reserve(d->s, "cst_2", "usr_1", 50, T0 + 2, &r), SPELL_OK);        /* 3 */
+    CHECK_INT(store_cast_release(d->s, "cst_2", "failed", "E", "", T0 + 3, NULL), SPELL_OK);
+    CHECK_INT(store_ledger_append(d->s, "usr_1", NULL, "invoice", 80, T0 + 4, &seq), SPELL_OK);
+    CHECK_INT(seq, 5);
+    CHECK_INT(store_ledger_append(d->s, NULL, NULL, "adjust", -5, T0 + 5, &seq), SPELL_OK);
+    CHECK_INT(seq, 6);
+}
+
+static int ledger_collect(void *ud, const struct store_ledger_entry *e)
+{
+    struct store_ledger_entry *all = ud;
+
+    if (e->seq >= 1 && e->seq <= 8)
+        all[e->seq - 1] = *e;
+    return 0;
+}
+
+static void test_ledger_chain(void)
+{
+    struct db d;
+    struct store_ledger_entry all[8];
+    char h[STORE_HASH_HEX_SIZE];
+    int64_t checked = 0, bad = -1, seq;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);   /* empty */
+    CHECK_INT(checked, 0);
+    fill_ledger(&d);
+    memset(all, 0, sizeof all);
+    CHECK_INT(store_ledger_list(d.s, 0, 0, ledger_collect, all), SPELL_OK);
+    CHECK_STR(all[0].kind, "reserve");
+    CHECK_INT(all[0].amount_cents, 100);
+    CHECK_STR(all[0].cast_id, "cst_1");
+    CHECK_STR(all[0].user_id, "usr_1");
+    CHECK_STR(all[0].prev_hash,
+              "0000000000000000000000000000000000000000000000000000000000000000");
+    CHECK_STR(all[1].kind, "settle");
+    CHECK_INT(all[1].amount_cents, 80);
+    CHECK_STR(all[1].prev_hash, all[0].hash);
+    CHECK_STR(all[3].kind, "release");
+    CHECK_INT(all[3].amount_cents, 50);
+    CHECK_STR(all[4].kind, "invoice");
+    CHECK_STR(all[4].cast_id, "");
+    CHECK_STR(all[5].user_id, "");
+    CHECK_INT(all[5].amount_cents, -5);
+    /* The first hash, recomputed by hand: SHA-256 of 64 zeros and
+     * {"amount_cents":100,"cast_id":"cst_1","kind":"reserve","seq":1,"ts":T0}. */
+    {
+        char text[256];
+        snprintf(text, sizeof text, "%s{\"amount_cents\":100,\"cast_id\":\"cst_1\","
+                 "\"kind\":\"reserve\",\"seq\":1,\"ts\":%lld}", all[0].prev_hash,
+                 (long long)T0);
+        CHECK_INT(spell_sha256_hex(text, strlen(text), h), SPELL_OK);
+        CHECK_STR(h, all[0].hash);
+        /* The invoice has no cast: "cast_id" is null in what is hashed. */
+        snprintf(text, sizeof text, "%s{\"amount_cents\":80,\"cast_id\":null,"
+                 "\"kind\":\"invoice\",\"seq\":5,\"ts\":%lld}", all[4].prev_hash,
+                 (long long)(T0 + 4));
+        CHECK_INT(spell_sha256_hex(text, strlen(text), h), SPELL_OK);
+        CHECK_STR(h, all[4].hash);
+    }
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT(checked, 6);
+    CHECK_INT(bad, 0);
+    CHECK_INT(store_ledger_append(d.s, NULL, NULL, "settle", 1, T0, &seq), SPELL_EINVAL);
+    CHECK_INT(store_ledger_append(d.s, NULL, NULL, NULL, 1, T0, &seq), SPELL_EINVAL);
+    memset(all, 0, sizeof all);
+    CHECK_INT(store_ledger_list(d.s, 4, 1, ledger_collect, all), SPELL_OK);
+    CHECK_INT(all[4].seq, 5);
+    CHECK_INT(all[5].seq, 0);
+    db_close(&d);
+}
+
+static void test_ledger_edit_caught(void)
+{
+    struct db d;
+    int64_t checked = 0, bad = -1;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    fill_ledger(&d);
+    CHECK_INT(raw_exec(d.path, "UPDATE ledger SET amount_cents = 1 WHERE seq = 3"), 0);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_EVERIFY);
+    CHECK_INT(bad, 3);
+    CHECK_INT(checked, 3);
+    CHECK_INT(raw_exec(d.path, "UPDATE ledger SET amount_cents = 50 WHERE seq = 3"), 0);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT(raw_exec(d.path, "UPDATE ledger SET kind = 'adjust' WHERE seq = 5"), 0);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_EVERIFY);
+    CHECK_INT(bad, 5);
+    db_close(&d);
+}
+
+static void test_ledger_delete_caught(void)
+{
+    struct db d;
+    int64_t checked = 0, bad = -1;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    fill_ledger(&d);
+    CHECK_INT(raw_exec(d.path, "DELETE FROM ledger WHERE seq = 2"), 0);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_EVERIFY);
+    CHECK_INT(bad, 2);
+    db_close(&d);
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    fill_ledger(&d);
+    CHECK_INT(raw_exec(d.path, "DELETE FROM ledger WHERE seq = 6"), 0);   /* the newest */
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_EVERIFY);
+    CHECK_INT(bad, 6);
+    CHECK_INT(checked, 5);
+    db_close(&d);
+}
+
+/* ---- Listing and recovery -------------------------------------------- */
+
+struct page_seen {
+    int n;
+    char ids[64][STORE_ID_SIZE];
+    int64_t created[64];
+};
+
+static int page_collect(void *ud, const struct store_cast *c)
+{
+    struct page_seen *ps = ud;
+
+    if (ps->n < 64) {
+        strcpy(ps->ids[ps->n], c->id);
+        ps->created[ps->n] = c->created_at;
+    }
+    ps->n++;
+    return 0;
+}
+
+static void test_cursor_paging(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct page_seen ps;
+    char cursor[STORE_CURSOR_SIZE] = "", next[STORE_CURSOR_SIZE];
+    int i, j, pages = 0, seen[25];
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_user(d.s, "usr_2", "bob");
+    for (i = 0; i < 25; i++) {
+        char id[STORE_ID_SIZE];
+        snprintf(id, sizeof id, "cst_%02d", i);
+        /* Three casts share each millisecond, so ties are broken by id. */
+        CHECK_INT(reserve(d.s, id, "usr_1", 1, T0 + i / 3, &r), SPELL_OK);
+    }
+    CHECK_INT(reserve(d.s, "cst_bob", "usr_2", 1, T0, &r), SPELL_OK);
+    memset(&ps, 0, sizeof ps);
+    memset(seen, 0, sizeof seen);
+    do {
+        CHECK_INT(store_cast_list(d.s, "usr_1", cursor, 7, page_collect, &ps, next), SPELL_OK);
+        strcpy(cursor, next);
+        pages++;
+    } while (cursor[0] && pages < 10);
+    CHECK_INT(pages, 4);
+    CHECK_INT(ps.n, 25);
+    for (i = 0; i < 25 && i < ps.n; i++) {
+        j = atoi(ps.ids[i] + 4);
+        if (j >= 0 && j < 25)
+            seen[j]++;
+    }
+    for (i = 0; i < 25; i++)
+        CHECK_INT(seen[i], 1);
+    CHECK_STR(ps.ids[0], "cst_24");      /* newest first */
+    CHECK_STR(ps.ids[24], "cst_00");
+    for (i = 1; i < 25; i++)
+        CHECK(ps.created[i] <= ps.created[i - 1]);
+
+    /* An exactly full last page says there is nothing more. */
+    memset(&ps, 0, sizeof ps);
+    CHECK_INT(store_cast_list(d.s, "usr_2", NULL, 1, page_collect, &ps, next), SPELL_OK);
+    CHECK_INT(ps.n, 1);
+    CHECK_STR(next, "");
+    CHECK_INT(store_cast_list(d.s, "usr_1", "garbage", 7, page_collect, &ps, next),
+              SPELL_EINVAL);
+    CHECK_INT(store_cast_list(d.s, "usr_1", "v1::cst_1", 7, page_collect, &ps, next),
+              SPELL_EINVAL);
+    CHECK_INT(store_cast_list(d.s, "usr_1", "v1:1234567890123456789:x", 7, page_collect, &ps,
+                              next), SPELL_EINVAL);
+    CHECK_INT(store_cast_list(d.s, "usr_1", "v1:-5:x", 7, page_collect, &ps, next),
+              SPELL_EINVAL);
+    CHECK_INT(store_cast_list(d.s, "usr_1", NULL, 0, page_collect, &ps, next), SPELL_EINVAL);
+    memset(&ps, 0, sizeof ps);
+    CHECK_INT(store_cast_list(d.s, "usr_1", NULL, 100000, page_collect, &ps, next), SPELL_OK);
+    CHECK_INT(ps.n, 25);
+    CHECK_STR(next, "");
+    db_close(&d);
+}
+
+static void test_unfinished(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct page_seen ps;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(reserve(d.s, "cst_a", "usr_1", 1, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_b", "usr_1", 1, T0 + 1, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_c", "usr_1", 1, T0 + 2, &r), SPELL_OK);
+    CHECK_INT(store_cast_start(d.s, "cst_b", NULL, T0 + 3), SPELL_OK);
+    CHECK_INT(store_cast_settle(d.s, "cst_c", 1, NULL, T0 + 4, NULL), SPELL_OK);
+    memset(&ps, 0, sizeof ps);
+    CHECK_INT(store_casts_unfinished(d.s, page_collect, &ps), SPELL_OK);
+    CHECK_INT(ps.n, 2);
+    CHECK_STR(ps.ids[0], "cst_a");
+    CHECK_STR(ps.ids[1], "cst_b");
+    db_close(&d);
+}
+
+/* ---- Privacy --------------------------------------------------------- */
+
+static void test_export(void)
+{
+    struct db d;
+    struct store_key k;
+    struct spell_buf b;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    fill_ledger(&d);
+    CHECK_INT(store_session_create(d.s, tok1, "usr_1", T0, T0 + DAY), SPELL_OK);
+    memset(&k, 0, sizeof k);
+    strcpy(k.id, "key_1");
+    strcpy(k.user_id, "usr_1");
+    strcpy(k.prefix, "AbCdEfGh");
+    strcpy(k.name, "laptop");
+    strcpy(k.hash, "$argon2id$secret-hash");
+    k.created_at = T0;
+    CHECK_INT(store_key_create(d.s, &k), SPELL_OK);
+    spell_buf_init(&b, 1024 * 1024);
+    CHECK_INT(store_user_export(d.s, "usr_1", &b), SPELL_OK);
+    CHECK(strstr(spell_buf_str(&b), "\"login\":\"ada\"") != NULL);
+    CHECK(strstr(spell_buf_str(&b), "\"prefix\":\"AbCdEfGh\"") != NULL);
+    CHECK(strstr(spell_buf_str(&b), "argon2id") == NULL);      /* no key hashes */
+    CHECK(strstr(spell_buf_str(&b), tok1) == NULL);            /* no session hashes */
+    CHECK(strstr(spell_buf_str(&b), "\"id\":\"cst_1\"") != NULL);
+    CHECK(strstr(spell_buf_str(&b), "\"type\":\"cast.succeeded\"") != NULL);
+    CHECK(strstr(spell_buf_str(&b), "\"kind\":\"invoice\"") != NULL);
+    CHECK(strstr(spell_buf_str(&b), "\"created_at\":\"2026-11-22T08:00:00.000Z\"") != NULL);
+    CHECK(b.len > 0 && b.ptr[0] == '{' && b.ptr[b.len - 1] == '}');
+    spell_buf_free(&b);
+    spell_buf_init(&b, 64);
+    CHECK_INT(store_user_export(d.s, "usr_1", &b), SPELL_ETOOBIG);
+    CHECK_INT(b.len, 0);
+    spell_buf_free(&b);
+    spell_buf_init(&b, 1024);
+    CHECK_INT(store_user_export(d.s, "usr_9", &b), SPELL_ENOTFOUND);
+    spell_buf_free(&b);
+    db_close(&d);
+}
+
+static void test_erasure_keeps_ledger(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct store_user u;
+    struct store_cast c;
+    struct store_ledger_entry all[8];
+    int64_t checked = 0, bad = -1;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    fill_ledger(&d);
+    make_user(d.s, "usr_2", "bob");
+    CHECK_INT(reserve(d.s, "cst_b", "usr_2", 10, T0 + 9, &r), SPELL_OK);     /* seq 7 */
+    CHECK_INT(store_session_create(d.s, tok1, "usr_1", T0, T0 + DAY), SPELL_OK);
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 2000, -1, T0), SPELL_OK);
+    CHECK_INT(store_user_erase(d.s, "usr_1"), SPELL_OK);
+    CHECK_INT(store_user_erase(d.s, "usr_1"), SPELL_ENOTFOUND);
+    CHECK_INT(store_user_get(d.s, "usr_1", &u), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &c), SPELL_ENOTFOUND);
+    CHECK_INT(store_session_user(d.s, tok1, T0, &u), SPELL_ENOTFOUND);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM cast_events"), 1);    /* bob's only */
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM usage"), 1);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM budgets"), 1);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM ledger WHERE user_id = 'usr_1'"), 0);
+    CHECK_INT(ledger_count(d.path), 7);
+    memset(all, 0, sizeof all);
+    CHECK_INT(store_ledger_list(d.s, 0, 0, ledger_collect, all), SPELL_OK);
+    CHECK_STR(all[0].user_id, "");
+    CHECK_INT(all[0].amount_cents, 100);
+    CHECK_STR(all[6].user_id, "usr_2");
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT(checked, 7);
+    CHECK_INT(bad, 0);
+    CHECK_INT(store_cast_get(d.s, "cst_b", "usr_2", &c), SPELL_OK);
+    store_cast_clear(&c);
+    db_close(&d);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/spell-store-test-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        printf("Bail out! cannot make a temporary folder\n");
+        return 1;
+    }
+    RUN(test_open_fresh_and_reopen);
+    RUN(test_open_sqlite_url);
+    RUN(test_open_refuses_bad_urls);
+    RUN(test_open_refuses_newer_schema);
+    RUN(test_memory_database);
+    RUN(test_users);
+    RUN(test_sessions);
+    RUN(test_keys);
+    RUN(test_budgets);
+    RUN(test_spells);
+    RUN(test_idempotency_states);
+    RUN(test_reserve_at_limit);
+    RUN(test_cast_lifecycle_and_settle);
+    RUN(test_release);
+    RUN(test_soft_limit_once);
+    RUN(test_reserve_with_idempotency);
+    RUN(test_concurrent_reservations);
+    RUN(test_concurrent_events_gapless);
+    RUN(test_event_append_input);
+    RUN(test_ledger_chain);
+    RUN(test_ledger_edit_caught);
+    RUN(test_ledger_delete_caught);
+    RUN(test_cursor_paging);
+    RUN(test_unfinished);
+    RUN(test_export);
+    RUN(test_erasure_keeps_ledger);
+    rmdir(tmpdir);
+    return tap_done();
+}
