@@ -114,7 +114,7 @@ static const struct opt opts[] = {
     { "rate-user-per-min", "SPELL_RATE_USER_PER_MIN", OPT_INT, CMD_SERVE,
       O(rate_user_per_min), 1, 1000000, "N", "requests per minute per user (60)" },
     { "rate-ip-per-min", "SPELL_RATE_IP_PER_MIN", OPT_INT, CMD_SERVE, O(rate_ip_per_min), 1,
-      1000000, "N", "unauthenticated requests per minute per IP (10)" },
+      1000000, "N", "requests per minute per IP without valid auth (10)" },
     { "rate-casts-per-hour", "SPELL_RATE_CASTS_PER_HOUR", OPT_INT, CMD_SERVE,
       O(rate_casts_per_hour), 1, 1000000, "N", "casts per hour per user (100)" },
     { "workers", "SPELL_WORKERS", OPT_INT, CMD_SERVE, O(workers), 1, 256, "N",

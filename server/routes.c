@@ -40,35 +40,24 @@ static int append(struct route *table, size_t *n, struct server *srv, const stru
     return SPELL_OK;
 }
 
-int routes_build(struct server *srv, struct route **rows, size_t *n)
+int routes_merge(struct server *srv, const struct route *const *parts, const size_t *counts,
+                 size_t nparts, struct route **rows, size_t *n)
 {
     struct route *table = NULL;
-    struct route health[HEALTH_ROUTES];
-    size_t count = 0, nhealth = 0;
+    size_t count = 0;
     int rc = SPELL_EINVAL;
 
-    if (!srv || !rows || !n)
+    if (!srv || !rows || !n || (nparts && (!parts || !counts)))
         goto out;
     rc = SPELL_ENOMEM;
     table = calloc(ROUTES_MAX, sizeof *table);
     if (!table)
         goto out;
-
-    if ((rc = health_routes(srv, health, HEALTH_ROUTES, &nhealth)) != SPELL_OK ||
-        (rc = append(table, &count, srv, health, nhealth)) != SPELL_OK)
-        goto out;
-    {
-        const struct route *part = NULL;
-        size_t npart = 0;
-        if ((rc = auth_routes(srv, &part, &npart)) != SPELL_OK ||
-            (rc = append(table, &count, srv, part, npart)) != SPELL_OK)
+    for (size_t i = 0; i < nparts; i++) {
+        rc = SPELL_EINVAL;
+        if (counts[i] && !parts[i])
             goto out;
-    }
-    {
-        const struct route *part = NULL;
-        size_t npart = 0;
-        if ((rc = api_routes(srv, &part, &npart)) != SPELL_OK ||
-            (rc = append(table, &count, srv, part, npart)) != SPELL_OK)
+        if ((rc = append(table, &count, srv, parts[i], counts[i])) != SPELL_OK)
             goto out;
     }
     *rows = table;
@@ -78,6 +67,22 @@ int routes_build(struct server *srv, struct route **rows, size_t *n)
 out:
     free(table);
     return rc;
+}
+
+int routes_build(struct server *srv, struct route **rows, size_t *n)
+{
+    struct route health[HEALTH_ROUTES];
+    const struct route *parts[3] = {health, NULL, NULL};
+    size_t counts[3] = {0, 0, 0};
+    int rc;
+
+    if (!srv || !rows || !n)
+        return SPELL_EINVAL;
+    if ((rc = health_routes(srv, health, HEALTH_ROUTES, &counts[0])) != SPELL_OK ||
+        (rc = auth_routes(srv, &parts[1], &counts[1])) != SPELL_OK ||
+        (rc = api_routes(srv, &parts[2], &counts[2])) != SPELL_OK)
+        return rc;
+    return routes_merge(srv, parts, counts, 3, rows, n);
 }
 
 void routes_free(struct route *rows)

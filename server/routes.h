@@ -44,4 +44,11 @@ int health_metrics(struct request *req, struct response **out, void *ud);
 int routes_build(struct server *srv, struct route **rows, size_t *n);
 void routes_free(struct route *rows);
 
+/* The merge behind routes_build(): the rows of parts[0..nparts) (counts[i]
+ * rows each) copied in order into one heap table, each row's NULL ud set
+ * to srv.  SPELL_EINVAL for a row without method, pattern or handler or a
+ * method and pattern given twice, SPELL_ETOOBIG past ROUTES_MAX rows. */
+int routes_merge(struct server *srv, const struct route *const *parts, const size_t *counts,
+                 size_t nparts, struct route **rows, size_t *n);
+
 #endif

@@ -23,6 +23,7 @@
 #include "sse_hub.h"
 #include "store.h"
 
+#include "api.h"
 #include "auth.h"
 #include "ratelimit.h"
 #include "bus.h"
@@ -77,7 +78,8 @@ int app_setup(struct server *srv, const char *db_url, unsigned parts, char *err,
     if (parts & APP_METRICS) {
         what = "metrics";
         if ((rc = metrics_new(&srv->metrics)) != SPELL_OK ||
-            (rc = register_build_info(srv->metrics)) != SPELL_OK)
+            (rc = register_build_info(srv->metrics)) != SPELL_OK ||
+            (rc = api_metrics_register(srv)) != SPELL_OK)
             goto out;
     }
     if (parts & APP_HUB) {
@@ -159,6 +161,7 @@ void app_teardown(struct server *srv)
         srv->hub = NULL;
     }
     if (srv->metrics) {
+        srv->budget_rejections = NULL;
         metrics_free(srv->metrics);
         srv->metrics = NULL;
     }

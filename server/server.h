@@ -21,6 +21,7 @@
 struct store;
 struct sse_hub;
 struct metrics;
+struct metric;
 struct auth;
 struct ratelimit;
 struct executor;
@@ -66,6 +67,9 @@ struct server {
     struct ratelimit *rl;
     struct executor *exec;
     struct bus *bus;
+    /* spell_budget_rejections_total{code,reason}, registered in metrics by
+     * api_metrics_register(); NULL when there is no registry. */
+    struct metric *budget_rejections;
     struct srv_clock clock;
     struct server_limits limits;
     /* The public base URL of this server ("http://127.0.0.1:8080"), for

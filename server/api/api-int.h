@@ -53,6 +53,10 @@ int spells_og(struct request *req, struct response **out, void *ud);
 int privacy_export(struct request *req, struct response **out, void *ud);
 int privacy_erase(struct request *req, struct response **out, void *ud);
 
+/* Counts one cast refused 402 BUDGET_EXCEEDED for reason ("hard_limit" or
+ * "budget_cap") in spell_budget_rejections_total, when registered. */
+void api_budget_rejected(struct server *srv, const char *reason);
+
 /* The caller of a ROUTE_AUTH request; NULL when the hook set none (then
  * the handler answers 401). */
 const struct principal *api_principal(const struct request *req);

@@ -16,6 +16,7 @@
 #include "spell/models.h"
 
 #include "api.h"
+#include "metrics.h"
 #include "api-int.h"
 
 /*
@@ -80,6 +81,36 @@ int api_routes(struct server *srv, const struct route **rows, size_t *n)
     *rows = api_rows;
     *n = sizeof api_rows / sizeof api_rows[0];
     return SPELL_OK;
+}
+
+int api_metrics_register(struct server *srv)
+{
+    static const char *const labels[] = {"code", "reason"};
+    static const char *const reasons[] = {"hard_limit", "budget_cap"};
+    struct metric *f = NULL;
+    int rc;
+
+    if (!srv)
+        return SPELL_EINVAL;
+    if (!srv->metrics)
+        return SPELL_OK;
+    rc = metrics_counter(srv->metrics, "spell_budget_rejections_total",
+                         "Casts refused 402 BUDGET_EXCEEDED, by reason.", labels, 2, 8, &f);
+    for (size_t i = 0; rc == SPELL_OK && i < sizeof reasons / sizeof reasons[0]; i++) {
+        const char *values[2] = {"BUDGET_EXCEEDED", reasons[i]};
+        rc = metrics_add(f, values, 0);
+    }
+    if (rc == SPELL_OK)
+        srv->budget_rejections = f;
+    return rc;
+}
+
+void api_budget_rejected(struct server *srv, const char *reason)
+{
+    const char *values[2] = {"BUDGET_EXCEEDED", reason};
+
+    if (srv && srv->budget_rejections)
+        (void)metrics_add(srv->budget_rejections, values, 1);
 }
 
 const struct principal *api_principal(const struct request *req)

@@ -57,6 +57,16 @@ struct server;
 int api_routes(struct server *srv, const struct route **rows, size_t *n);
 
 /*
+ * Registers this part's metric families in srv->metrics and keeps their
+ * handles in srv: spell_budget_rejections_total{code,reason}, the casts
+ * refused 402 BUDGET_EXCEEDED, with reason "hard_limit" (the budget's hard
+ * limit would be passed) or "budget_cap" (the estimate is above the
+ * request's budget_cap_cents); both series start at 0.  A replayed
+ * answer is not counted again.  SPELL_OK without a registry.
+ */
+int api_metrics_register(struct server *srv);
+
+/*
  * Imports a manifest: a file holding one spell object or a JSON array of
  * them (DESIGN.md §2), read up to API_MANIFEST_MAX bytes.  Each spell is
  * decoded with spell_spell_from_json(), its inputs_schema checked with

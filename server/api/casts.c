@@ -444,6 +444,7 @@ static int cast_steps(struct cast_req *cr, struct request *req, const cJSON *bod
         (rc = spell_cost_estimate_inputs(&pricing, inputs, &estimate)) != SPELL_OK)
         goto out;
     if (has_cap && cap < estimate) {
+        api_budget_rejected(cr->srv, "budget_cap");
         rc = answer_cap(cr, cap, estimate, out);
         goto out;
     }
@@ -481,6 +482,7 @@ static int cast_steps(struct cast_req *cr, struct request *req, const cJSON *bod
     if (rc != SPELL_OK)
         goto out;
     if (rr.outcome == STORE_BUDGET_EXCEEDED) {
+        api_budget_rejected(cr->srv, "hard_limit");
         rc = answer_budget(cr, &rr, out);
         goto out;
     }

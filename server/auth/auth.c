@@ -307,7 +307,14 @@ out:
     return rc;
 }
 
-int auth_verify_key(struct auth *a, const char *key, struct auth_principal *out)
+/*
+ * auth_verify_key() with a gate before Argon2id: when gate is set it is
+ * asked (with the key's prefix) right before the one expensive step, and
+ * a 0 answer ends the verification with SPELL_EABORT and no Argon2 run.
+ * A key in the verified-key cache never reaches the gate.
+ */
+static int verify_key(struct auth *a, const char *key, struct auth_principal *out,
+                      int (*gate)(void *ud, const char *prefix), void *gate_ud)
 {
     int rc = SPELL_EINVAL;
     struct spell_apikey parsed;
@@ -387,6 +394,10 @@ int auth_verify_key(struct auth *a, const char *key, struct auth_principal *out)
     rc = SPELL_EVERIFY;
     if (k.revoked_at != 0)
         goto out;
+    if (gate && !gate(gate_ud, k.prefix)) {
+        rc = SPELL_EABORT;
+        goto out;
+    }
     atomic_fetch_add(&a->argon2_runs, 1);
     if (argon2id_verify(k.hash, parsed.key, strlen(parsed.key)) != ARGON2_OK)
         goto out;
@@ -409,6 +420,11 @@ out:
     wipe(digest, sizeof digest);
     wipe(&k, sizeof k);
     return rc;
+}
+
+int auth_verify_key(struct auth *a, const char *key, struct auth_principal *out)
+{
+    return verify_key(a, key, out, NULL, NULL);
 }
 
 static int is_base62(int c)
@@ -584,13 +600,72 @@ static void reject_error(struct request *req, enum spell_api_error e)
         httpd_request_reject(req, resp);
 }
 
+/* The address a request is counted under by the "ip" policy. */
+static const char *remote_of(struct request *req)
+{
+    const char *ip = httpd_request_remote(req);
+
+    return ip && *ip && strcmp(ip, "-") != 0 ? ip : "unknown";
+}
+
+/* The gate verify_key() asks before Argon2id when the caller's address is
+ * already past its "ip" limit: at most RATELIMIT_VERIFY_LIMIT runs per
+ * minute for one address and key prefix (see auth.h). */
+struct verify_gate {
+    struct ratelimit *rl;
+    const char *ip;
+};
+
+static int gate_argon2(void *ud, const char *prefix)
+{
+    const struct verify_gate *g = ud;
+    struct ratelimit_result r;
+    char subject[RATELIMIT_SUBJECT_MAX + 1];
+    int n = snprintf(subject, sizeof subject, "%s %s", g->ip, prefix);
+
+    if (n < 0 || (size_t)n >= sizeof subject)
+        return 0;
+    return ratelimit_take(g->rl, RATELIMIT_IP_VERIFY, subject, &r) == SPELL_OK && r.allowed;
+}
+
+/*
+ * A request without a valid credential: it counts against its address's
+ * "ip" limit.  Within the limit the answer is the 401 (err and message as
+ * for reject_401()); past it, 429 with Retry-After and the RateLimit
+ * fields of the "ip" policy.
+ */
+static void reject_failed(struct request *req, struct server *srv, const char *err,
+                          const char *message)
+{
+    struct ratelimit_result r;
+    struct response *resp = NULL;
+
+    if (srv->rl) {
+        if (ratelimit_take(srv->rl, RATELIMIT_IP, remote_of(req), &r) != SPELL_OK) {
+            /* An address that cannot be tracked is refused, not let past. */
+            memset(&r, 0, sizeof r);
+            r.window_s = 60;
+            r.reset_s = RATELIMIT_FULL_RETRY_S;
+        }
+        if (!r.allowed) {
+            if (ratelimit_refusal(RATELIMIT_IP, &r, &resp) == SPELL_OK)
+                httpd_request_reject(req, resp);
+            else
+                reject_error(req, SPELL_ERR_INTERNAL);
+            return;
+        }
+    }
+    reject_401(req, err, message);
+}
+
 int auth_authenticate(struct request *req, void *ud)
 {
     struct server *srv = ud;
     struct auth_principal *ap = NULL;
     char token[AUTH_TOKEN_MAX + 1];
     const char *authz, *cookie;
-    int rc = SPELL_EINVAL;
+    struct verify_gate gate;
+    int rc = SPELL_EINVAL, blocked = 0;
 
     token[0] = '\0';
     if (!req || !srv || !srv->auth) {
@@ -598,24 +673,33 @@ int auth_authenticate(struct request *req, void *ud)
             reject_error(req, SPELL_ERR_INTERNAL);
         return SPELL_EINVAL;
     }
+    gate.rl = srv->rl;
+    gate.ip = remote_of(req);
     authz = httpd_request_header(req, "Authorization");
     cookie = httpd_request_header(req, "Cookie");
     if (authz) {
         if ((rc = auth_bearer_parse(authz, token, sizeof token)) != SPELL_OK) {
-            reject_401(req, "invalid_request",
-                       "The Authorization field must be one Bearer token.");
+            reject_failed(req, srv, "invalid_request",
+                          "The Authorization field must be one Bearer token.");
             goto out;
         }
     } else if (cookie &&
                (rc = auth_cookie_session(cookie, token, sizeof token)) != SPELL_ENOTFOUND) {
         if (rc != SPELL_OK) {
-            reject_401(req, "invalid_request", "The spell_session cookie is malformed.");
+            reject_failed(req, srv, "invalid_request", "The spell_session cookie is malformed.");
             goto out;
         }
     } else {
         rc = SPELL_EVERIFY;
-        reject_401(req, NULL, NULL);
+        reject_failed(req, srv, NULL, NULL);
         goto out;
+    }
+
+    /* An address already past its "ip" limit may still present a valid
+     * credential, but may not make the server run Argon2id at will. */
+    if (srv->rl) {
+        struct ratelimit_result r;
+        blocked = ratelimit_peek(srv->rl, RATELIMIT_IP, gate.ip, &r) != SPELL_OK || !r.allowed;
     }
 
     rc = SPELL_ENOMEM;
@@ -624,11 +708,11 @@ int auth_authenticate(struct request *req, void *ud)
         goto out;
     }
     if (strncmp(token, "sk_", 3) == 0)
-        rc = auth_verify_key(srv->auth, token, ap);
+        rc = verify_key(srv->auth, token, ap, blocked ? gate_argon2 : NULL, &gate);
     else
         rc = auth_verify_session(srv->auth, token, ap);
-    if (rc == SPELL_EINVAL || rc == SPELL_EVERIFY) {
-        reject_401(req, "invalid_token", "The credential is not valid.");
+    if (rc == SPELL_EINVAL || rc == SPELL_EVERIFY || rc == SPELL_EABORT) {
+        reject_failed(req, srv, "invalid_token", "The credential is not valid.");
         goto out;
     }
     if (rc != SPELL_OK) {

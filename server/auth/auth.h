@@ -18,6 +18,7 @@
  *           the stored hash, and the key enters the cache
  *      any other token is a session token (43 base62 characters), looked
  *      up in the store by its SHA-256 hex (30 days, expiry on srv->clock)
+ *   -> a failure counts against the address (see "Guessing" below)
  *   -> the per-user request limit (ratelimit.h; 429 + Retry-After)
  *   -> the request's principal is set: a struct auth_principal whose first
  *      member is the struct principal of server.h, so every part may cast
@@ -26,6 +27,21 @@
  * Failures answer 401 UNAUTHORIZED with "WWW-Authenticate: Bearer" (and
  * error="invalid_request" / "invalid_token" as RFC 6750 §3 describes).
  * No key, token or hash is ever logged.
+ *
+ * Guessing from one address: every request that brings no credential, a
+ * malformed one or one that fails (wrong check characters, an unknown
+ * prefix, a revoked key, a wrong secret, an unknown or expired session)
+ * counts against the address's "ip" limit (ratelimit.h, 10 a minute by
+ * default).  Past the limit such requests get 429 RATE_LIMITED with
+ * Retry-After instead of 401.  A valid credential is neither counted nor
+ * refused there.  Telling a valid key from a wrong secret needs Argon2id
+ * unless the key is in the verified-key cache, so an address past its
+ * limit may cause at most RATELIMIT_VERIFY_LIMIT (1) Argon2id run a minute
+ * per key prefix it names (a prefix it does not know costs a store read
+ * only); a further attempt on that prefix from that address within the
+ * minute is refused with 429 without Argon2id.  The one case where a valid
+ * key is refused is therefore a key not yet cached whose prefix was just
+ * tried with a wrong secret from the same address past its limit.
  *
  * Argon2id parameters (AUTH_ARGON2_*): t_cost 2, m_cost 19456 KiB (19 MiB),
  * parallelism 1, 16-byte random salt, 32-byte tag: OWASP's recommended

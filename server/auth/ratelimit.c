@@ -41,8 +41,8 @@ struct rl_stripe {
 
 struct ratelimit {
     struct srv_clock clock;
-    int limit[3];
-    int window_s[3];
+    int limit[RATELIMIT_POLICIES];
+    int window_s[RATELIMIT_POLICIES];
     /* Entries one stripe may hold: the table's cap over RATELIMIT_STRIPES,
      * at least 1. */
     size_t stripe_cap;
@@ -51,11 +51,12 @@ struct ratelimit {
     struct rl_stripe stripes[RATELIMIT_STRIPES];
 };
 
-static const char *const policy_names[3] = {"requests", "ip", "casts"};
+static const char *const policy_names[RATELIMIT_POLICIES] = {"requests", "ip", "casts",
+                                                               "ip-verify"};
 
 const char *ratelimit_policy_name(enum ratelimit_policy policy)
 {
-    if ((int)policy < 0 || (int)policy > 2)
+    if ((int)policy < 0 || (int)policy >= RATELIMIT_POLICIES)
         return "requests";
     return policy_names[policy];
 }
@@ -87,6 +88,8 @@ int ratelimit_new_cap(const struct server_limits *l, const struct srv_clock *c,
     rl->window_s[RATELIMIT_REQUESTS] = 60;
     rl->window_s[RATELIMIT_IP] = 60;
     rl->window_s[RATELIMIT_CASTS] = 3600;
+    rl->limit[RATELIMIT_IP_VERIFY] = RATELIMIT_VERIFY_LIMIT;
+    rl->window_s[RATELIMIT_IP_VERIFY] = 60;
     if (max_entries == 0)
         max_entries = RATELIMIT_MAX_ENTRIES;
     rl->stripe_cap = max_entries / RATELIMIT_STRIPES;
@@ -211,8 +214,9 @@ static int64_t ceil_seconds(int64_t ms)
     return (ms + 999) / 1000;
 }
 
-int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const char *subject,
-                   struct ratelimit_result *out)
+/* take (count = 1) or peek (count = 0) at one subject. */
+static int lookup(struct ratelimit *rl, enum ratelimit_policy policy, const char *subject,
+                  int count, struct ratelimit_result *out)
 {
     int rc = SPELL_EINVAL;
     struct rl_stripe *st = NULL;
@@ -223,7 +227,7 @@ int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const cha
 
     if (out)
         memset(out, 0, sizeof *out);
-    if (!rl || !subject || !out || (int)policy < 0 || (int)policy > 2)
+    if (!rl || !subject || !out || (int)policy < 0 || (int)policy >= RATELIMIT_POLICIES)
         return SPELL_EINVAL;
     len = strnlen(subject, RATELIMIT_SUBJECT_MAX + 1);
     if (len == 0 || len > RATELIMIT_SUBJECT_MAX)
@@ -240,8 +244,25 @@ int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const cha
         if (e->hash == h && e->policy == policy && strcmp(e->subject, subject) == 0)
             break;
     if (e && now >= window_end(rl, e)) {
+        if (!count) {
+            /* The window has ended: the next take opens a new one. */
+            out->tracked = 1;
+            out->allowed = 1;
+            out->remaining = out->limit;
+            out->reset_s = out->window_s;
+            rc = SPELL_OK;
+            goto out;
+        }
         e->window_start_ms = now;
         e->count = 0;
+    }
+    if (!e && !count) {
+        out->tracked = st->count < rl->stripe_cap;
+        out->allowed = out->tracked || policy != RATELIMIT_IP;
+        out->remaining = out->allowed ? out->limit : 0;
+        out->reset_s = out->allowed ? out->window_s : RATELIMIT_FULL_RETRY_S;
+        rc = SPELL_OK;
+        goto out;
     }
     if (!e) {
         if (st->count >= rl->stripe_cap || now - st->last_sweep_ms >= SWEEP_INTERVAL_MS)
@@ -249,7 +270,7 @@ int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const cha
         if (st->count >= rl->stripe_cap) {
             /* Full: refuse an unknown address, let a user through. */
             out->tracked = 0;
-            if (policy == RATELIMIT_IP) {
+            if (policy == RATELIMIT_IP || policy == RATELIMIT_IP_VERIFY) {
                 out->allowed = 0;
                 out->remaining = 0;
                 out->reset_s = RATELIMIT_FULL_RETRY_S;
@@ -278,7 +299,8 @@ int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const cha
         out->allowed = 0;
         out->remaining = 0;
     } else {
-        e->count++;
+        if (count)
+            e->count++;
         out->allowed = 1;
         out->remaining = out->limit - e->count;
     }
@@ -286,6 +308,18 @@ int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const cha
 out:
     pthread_mutex_unlock(&st->lock);
     return rc;
+}
+
+int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const char *subject,
+                   struct ratelimit_result *out)
+{
+    return lookup(rl, policy, subject, 1, out);
+}
+
+int ratelimit_peek(struct ratelimit *rl, enum ratelimit_policy policy, const char *subject,
+                   struct ratelimit_result *out)
+{
+    return lookup(rl, policy, subject, 0, out);
 }
 
 size_t ratelimit_entries(struct ratelimit *rl)

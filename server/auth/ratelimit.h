@@ -10,7 +10,12 @@
  *   "ip"        per client address without authentication,
  *               limits.rate_ip_per_min per 60 s; counted by
  *               ratelimit_ip_check(), which the unauthenticated public
- *               handlers call (/healthz, /metrics and webhooks do not)
+ *               handlers call (/healthz, /metrics and webhooks do not),
+ *               and by auth_authenticate() for every request on a
+ *               ROUTE_AUTH route that brings no credential or one that
+ *               fails (a bad key, a revoked key, an unknown or expired
+ *               session, wrong check characters).  A request whose
+ *               credential is valid is never counted nor refused here.
  *   "casts"     per user, limits.rate_casts_per_hour per 3600 s; counted by
  *               ratelimit_cast_check() in the cast handler
  *
@@ -66,7 +71,15 @@ enum ratelimit_policy {
     RATELIMIT_REQUESTS = 0,     /* "requests": per user per minute */
     RATELIMIT_IP = 1,           /* "ip": per address per minute, unauthenticated */
     RATELIMIT_CASTS = 2,        /* "casts": per user per hour */
+    /* "ip-verify": Argon2id verifications an address past its "ip" limit
+     * may still cause, per address and key prefix: RATELIMIT_VERIFY_LIMIT
+     * per 60 s (see auth.h).  Never on the wire. */
+    RATELIMIT_IP_VERIFY = 3,
 };
+#define RATELIMIT_POLICIES 4
+/* Argon2id verifications per minute for one address and key prefix once
+ * the address is past its "ip" limit. */
+#define RATELIMIT_VERIFY_LIMIT 1
 
 /* The outcome of one ratelimit_take(). */
 struct ratelimit_result {
@@ -90,6 +103,12 @@ void ratelimit_free(struct ratelimit *rl);
  * *out.  SPELL_EINVAL for an empty subject or one past
  * RATELIMIT_SUBJECT_MAX. */
 int ratelimit_take(struct ratelimit *rl, enum ratelimit_policy policy, const char *subject,
+                   struct ratelimit_result *out);
+
+/* What ratelimit_take() would answer now, without counting anything or
+ * tracking a new subject (allowed is 0 when the subject is at its limit,
+ * or is unknown to a full table under RATELIMIT_IP).  Same errors. */
+int ratelimit_peek(struct ratelimit *rl, enum ratelimit_policy policy, const char *subject,
                    struct ratelimit_result *out);
 
 /* Subjects tracked now (all stripes). */

@@ -335,7 +335,7 @@ static const char *const sql_text[ST__COUNT] = {
     [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_PING] = "SELECT 1",
+    [ST_PING] = "SELECT COUNT(*) FROM schema_migrations",
     [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [ST_MIGRATION_INSERT] = "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
     [ST_USER_INSERT] = "INSERT INTO users (" USER_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -965,15 +965,27 @@ static void sq_close(struct store *s)
     free(ss);
 }
 
+/*
+ * The database answers when a real table can be read and the file at the
+ * configured path is still the one the connection opened: a database that
+ * was deleted, moved away or replaced underneath the server keeps
+ * answering through the open descriptor, but nothing written now would be
+ * found at the next start, so that counts as down (SQLITE_FCNTL_HAS_MOVED;
+ * an in-memory database has no file and never moves).
+ */
 static int sq_ping(struct store *s)
 {
     struct sqlite_store *ss = sq(s);
     struct conn *c = conn_get(ss);
     sqlite3_stmt *st;
-    int rc;
+    int moved = 0, rc;
 
     if ((rc = query(c, ST_PING, &st, "")) == SPELL_OK)
         rc = step(st) == 1 ? SPELL_OK : SPELL_EIO;
+    if (rc == SPELL_OK &&
+        sqlite3_file_control(c->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+        moved)
+        rc = SPELL_EIO;
     conn_put(ss, c);
     return rc;
 }

@@ -32,6 +32,7 @@
 #include "exec.h"
 #include "httpd.h"
 #include "lifecycle.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "server.h"
 #include "sse_hub.h"
@@ -266,6 +267,9 @@ static int world_start(void)
         return -1;
     W.srv.store = W.store;
     W.srv.hub = W.hub;
+    if (metrics_new(&W.srv.metrics) != SPELL_OK || api_metrics_register(&W.srv) != SPELL_OK ||
+        !W.srv.budget_rejections)
+        return -1;
     W.srv.clock.now_ms = test_now;
     W.srv.public_url = "https://spell.example/";
     if (api_routes(&W.srv, &part, &n) != SPELL_OK || n > 32)
@@ -297,6 +301,7 @@ static void world_stop(void)
     char cmd[128];
 
     httpd_stop(W.httpd);
+    metrics_free(W.srv.metrics);
     sse_hub_free(W.hub);
     store_close(W.store);
     snprintf(cmd, sizeof cmd, "rm -rf %s", W.dir);
@@ -707,16 +712,60 @@ static void test_cast_spell_errors(void)
     CHECK_INT(count_casts("u_spell"), 1);
 }
 
+/* spell_budget_rejections_total{code="BUDGET_EXCEEDED",reason=...}. */
+static double rejections(const char *reason)
+{
+    const char *values[2] = {"BUDGET_EXCEEDED", reason};
+
+    return metrics_value(W.srv.budget_rejections, values);
+}
+
+static void test_budget_metric_registered(void)
+{
+    struct spell_buf text;
+
+    spell_buf_init(&text, 1024 * 1024);
+    CHECK_INT(metrics_render(W.srv.metrics, &text), SPELL_OK);
+    CHECK(strstr(spell_buf_str(&text), "# TYPE spell_budget_rejections_total counter\n") != NULL);
+    CHECK(strstr(spell_buf_str(&text), "spell_budget_rejections_total{code=\"BUDGET_EXCEEDED\","
+                                       "reason=\"hard_limit\"} 0\n") != NULL);
+    CHECK(strstr(spell_buf_str(&text), "spell_budget_rejections_total{code=\"BUDGET_EXCEEDED\","
+                                       "reason=\"budget_cap\"} 0\n") != NULL);
+    spell_buf_free(&text);
+    /* A second registration is refused (the name is taken) and a server
+     * without a registry has nothing to register. */
+    {
+        struct server bare;
+        memset(&bare, 0, sizeof bare);
+        CHECK_INT(api_metrics_register(&bare), SPELL_OK);
+        CHECK(bare.budget_rejections == NULL);
+        bare.metrics = W.srv.metrics;
+        CHECK_INT(api_metrics_register(&bare), SPELL_EINVAL);
+        CHECK(bare.budget_rejections == NULL);
+    }
+    CHECK_INT(api_metrics_register(NULL), SPELL_EINVAL);
+}
+
 static void test_cast_budget_cap(void)
 {
     struct resp r;
+    double cap0 = rejections("budget_cap"), hard0 = rejections("hard_limit");
+    char h[16];
 
     user_add("u_cap");
     cast("u_cap", "thumbnail", "c1", "{\"inputs\":{\"url\":\"a\"},\"budget_cap_cents\":99}", &r);
     CHECK_INT(r.status, 402);
+    CHECK(rejections("budget_cap") == cap0 + 1);
+    CHECK(rejections("hard_limit") == hard0);
     CHECK_STR(jstr(r.json, "error.code"), "BUDGET_EXCEEDED");
     CHECK_INT(jint(r.json, "error.details.budget_cap_cents"), 99);
     CHECK_INT(jint(r.json, "error.details.estimated_cost_cents"), 100);
+    resp_free(&r);
+    /* A replay of the stored refusal is not a new rejection. */
+    cast("u_cap", "thumbnail", "c1", "{\"inputs\":{\"url\":\"a\"},\"budget_cap_cents\":99}", &r);
+    CHECK_INT(r.status, 402);
+    CHECK_STR(header(&r, "Idempotent-Replayed", h, sizeof h), "true");
+    CHECK(rejections("budget_cap") == cap0 + 1);
     resp_free(&r);
     cast("u_cap", "thumbnail", "c2", "{\"inputs\":{\"url\":\"a\"},\"budget_cap_cents\":100}", &r);
     CHECK_INT(r.status, 202);
@@ -727,6 +776,7 @@ static void test_cast_budget_exceeded(void)
 {
     struct resp r;
     char key[16], h[16];
+    double hard0;
 
     user_add("u_budget");
     CHECK_INT(store_budget_set(W.store, "u_budget", "2026-11", 1000, -1, T0), SPELL_OK);
@@ -738,8 +788,10 @@ static void test_cast_budget_exceeded(void)
         CHECK_INT(jint(r.json, "budget_remaining_cents"), 1000 - 300 * (i + 1));
         resp_free(&r);
     }
+    hard0 = rejections("hard_limit");
     cast("u_budget", "pricey", "p3", "{\"inputs\":{}}", &r);
     CHECK_INT(r.status, 402);
+    CHECK(rejections("hard_limit") == hard0 + 1);
     CHECK_STR(jstr(r.json, "error.code"), "BUDGET_EXCEEDED");
     CHECK_INT(jint(r.json, "error.details.hard_limit_cents"), 1000);
     CHECK_INT(jint(r.json, "error.details.spent_cents"), 0);
@@ -751,6 +803,7 @@ static void test_cast_budget_exceeded(void)
     cast("u_budget", "pricey", "p3", "{\"inputs\":{}}", &r);
     CHECK_INT(r.status, 402);
     CHECK_STR(header(&r, "Idempotent-Replayed", h, sizeof h), "true");
+    CHECK(rejections("hard_limit") == hard0 + 1);
     resp_free(&r);
     CHECK_INT(count_casts("u_budget"), 3);
 }
@@ -1579,6 +1632,7 @@ int main(void)
     RUN(test_cast_key_header);
     RUN(test_cast_body_errors);
     RUN(test_cast_spell_errors);
+    RUN(test_budget_metric_registered);
     RUN(test_cast_budget_cap);
     RUN(test_cast_budget_exceeded);
     RUN(test_cast_rate_limited);

@@ -1016,6 +1016,13 @@ static void test_http_auth_errors(void)
     world_open(&w, &cheap);
     http_start(&w);
     user_add(&w, "ned", key, uid);
+    /* More failures than the default per-IP limit follow. */
+    {
+        struct server_limits l = {0};
+        ratelimit_free(w.srv.rl);
+        l.rate_ip_per_min = 100;
+        CHECK_INT(ratelimit_new(&l, &w.srv.clock, &w.srv.rl), SPELL_OK);
+    }
 
     req("GET", "/v1/auth/me", NULL, NULL, &r);
     CHECK_INT(r.status, 401);
@@ -1100,6 +1107,224 @@ static void test_http_sessions(void)
     reply_free(&r);
     advance(STORE_SESSION_TTL_MS);
     req("GET", "/v1/keys", a, NULL, &r);
+    CHECK_INT(r.status, 401);
+    reply_free(&r);
+    world_close(&w);
+}
+
+
+/* A key with key's prefix, another secret and valid check characters. */
+static void forge_key(const char *key, char *forged)
+{
+    static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    struct spell_apikey other;
+    char body[64];
+    uint32_t crc;
+    size_t n;
+    int i;
+
+    if (spell_apikey_make(&other) != SPELL_OK)
+        abort();
+    snprintf(body, sizeof body, "sk_live_%.8s_%s", key + 8, other.secret);
+    n = strlen(body);
+    crc = spell_crc32(body, n);
+    memcpy(forged, body, n);
+    for (i = 5; i >= 0; i--) {
+        forged[n + (size_t)i] = b62[crc % 62];
+        crc /= 62;
+    }
+    forged[SPELL_APIKEY_LEN] = '\0';
+    spell_apikey_wipe(&other);
+}
+
+static void test_rl_peek(void)
+{
+    struct server_limits l = {0};
+    struct srv_clock c = {test_clock, NULL};
+    struct ratelimit *rl = NULL;
+    struct ratelimit_result r;
+    int i;
+
+    l.rate_ip_per_min = 2;
+    CHECK_INT(ratelimit_new(&l, &c, &rl), SPELL_OK);
+    /* Peeking at an unknown subject tracks nothing. */
+    CHECK_INT(ratelimit_peek(rl, RATELIMIT_IP, "10.0.0.1", &r), SPELL_OK);
+    CHECK_INT(r.allowed, 1);
+    CHECK_INT(r.remaining, 2);
+    CHECK_INT((int)ratelimit_entries(rl), 0);
+    CHECK_INT(ratelimit_take(rl, RATELIMIT_IP, "10.0.0.1", &r), SPELL_OK);
+    for (i = 0; i < 5; i++) {
+        CHECK_INT(ratelimit_peek(rl, RATELIMIT_IP, "10.0.0.1", &r), SPELL_OK);
+        CHECK_INT(r.allowed, 1);
+        CHECK_INT(r.remaining, 1);
+    }
+    CHECK_INT(ratelimit_take(rl, RATELIMIT_IP, "10.0.0.1", &r), SPELL_OK);
+    CHECK_INT(r.allowed, 1);
+    CHECK_INT(r.remaining, 0);
+    CHECK_INT(ratelimit_peek(rl, RATELIMIT_IP, "10.0.0.1", &r), SPELL_OK);
+    CHECK_INT(r.allowed, 0);
+    CHECK_INT(r.reset_s, 60);
+    advance(60000);
+    CHECK_INT(ratelimit_peek(rl, RATELIMIT_IP, "10.0.0.1", &r), SPELL_OK);
+    CHECK_INT(r.allowed, 1);
+    CHECK_INT(r.remaining, 2);
+    /* The verification gate: one per minute and subject. */
+    CHECK_INT(ratelimit_take(rl, RATELIMIT_IP_VERIFY, "10.0.0.1 abcdefgh", &r), SPELL_OK);
+    CHECK_INT(r.allowed, 1);
+    CHECK_INT(r.limit, RATELIMIT_VERIFY_LIMIT);
+    CHECK_INT(ratelimit_take(rl, RATELIMIT_IP_VERIFY, "10.0.0.1 abcdefgh", &r), SPELL_OK);
+    CHECK_INT(r.allowed, 0);
+    CHECK_INT(ratelimit_take(rl, RATELIMIT_IP_VERIFY, "10.0.0.1 bcdefghi", &r), SPELL_OK);
+    CHECK_INT(r.allowed, 1);
+    CHECK_STR(ratelimit_policy_name(RATELIMIT_IP_VERIFY), "ip-verify");
+    CHECK_INT(ratelimit_peek(rl, RATELIMIT_IP, "", &r), SPELL_EINVAL);
+    CHECK_INT(ratelimit_peek(NULL, RATELIMIT_IP, "x", &r), SPELL_EINVAL);
+    CHECK_INT(ratelimit_peek(rl, (enum ratelimit_policy)7, "x", &r), SPELL_EINVAL);
+    ratelimit_free(rl);
+
+    /* A full table: an unknown address is refused by peek as by take. */
+    CHECK_INT(ratelimit_new_cap(&l, &c, 1, &rl), SPELL_OK);
+    for (i = 0; i < 400; i++) {
+        char ip[32];
+        snprintf(ip, sizeof ip, "10.1.%d.%d", i / 250, i % 250);
+        CHECK_INT(ratelimit_take(rl, RATELIMIT_IP, ip, &r), SPELL_OK);
+    }
+    {
+        int refused = 0;
+        for (i = 0; i < 400; i++) {
+            char ip[32];
+            snprintf(ip, sizeof ip, "10.2.%d.%d", i / 250, i % 250);
+            CHECK_INT(ratelimit_peek(rl, RATELIMIT_IP, ip, &r), SPELL_OK);
+            refused += !r.allowed;
+        }
+        CHECK(refused > 0);
+    }
+    ratelimit_free(rl);
+}
+
+/*
+ * Failed credentials count against the address: with 3 a minute, the
+ * fourth failure is 429 and no Argon2id runs for it, while valid keys and
+ * sessions from the same address keep working.
+ */
+static void test_http_ip_guessing(void)
+{
+    struct world w;
+    char key[AUTH_KEY_OUT_SIZE], key2[AUTH_KEY_OUT_SIZE], key3[AUTH_KEY_OUT_SIZE];
+    char uid[STORE_ID_SIZE], tok[64], forged[SPELL_APIKEY_LEN + 1];
+    char valid[128], session[128], a[128], h[256], code[64], field[64];
+    struct store_key k2;
+    struct server_limits l = {0};
+    struct reply r;
+    uint64_t runs;
+    int i;
+
+    world_open(&w, &cheap);
+    http_start(&w);
+    ratelimit_free(w.srv.rl);
+    l.rate_ip_per_min = 3;
+    CHECK_INT(ratelimit_new(&l, &w.srv.clock, &w.srv.rl), SPELL_OK);
+    user_add(&w, "vic", key, uid);
+    CHECK_INT(auth_key_create(&w.srv, w.srv.auth, uid, "two", key2, sizeof key2, &k2), SPELL_OK);
+    CHECK_INT(store_key_revoke(w.srv.store, uid, k2.prefix, test_clock(NULL)), SPELL_OK);
+    CHECK_INT(auth_session_create(&w.srv, uid, tok, sizeof tok), SPELL_OK);
+    bearer(valid, sizeof valid, key);
+    bearer(session, sizeof session, tok);
+
+    /* Valid credentials are not counted: more of them than the limit. */
+    for (i = 0; i < 5; i++) {
+        req("GET", "/v1/auth/me", i % 2 ? session : valid, NULL, &r);
+        CHECK_INT(r.status, 200);
+        reply_free(&r);
+    }
+    /* Three failures of different kinds: 401 each. */
+    req("GET", "/v1/auth/me", NULL, NULL, &r);
+    CHECK_INT(r.status, 401);
+    reply_free(&r);
+    snprintf(a, sizeof a, "Authorization: Bearer %s", key);
+    a[strlen(a) - 1] = a[strlen(a) - 1] == 'A' ? 'B' : 'A';
+    req("GET", "/v1/auth/me", a, NULL, &r);
+    CHECK_INT(r.status, 401);
+    reply_free(&r);
+    bearer(a, sizeof a, key2);
+    req("GET", "/v1/auth/me", a, NULL, &r);
+    CHECK_INT(r.status, 401);
+    CHECK_STR(hdr(&r, "WWW-Authenticate", h, sizeof h), "Bearer error=\"invalid_token\"");
+    reply_free(&r);
+
+    /* The fourth: 429 with the "ip" policy. */
+    advance(2000);
+    req("GET", "/v1/auth/me",
+        "Authorization: Bearer 0123456789012345678901234567890123456789012", NULL, &r);
+    CHECK_INT(r.status, 429);
+    CHECK_STR(hdr(&r, "Retry-After", h, sizeof h), "58");
+    CHECK_STR(hdr(&r, "RateLimit-Policy", h, sizeof h), "\"ip\";q=3;w=60");
+    CHECK_STR(hdr(&r, "RateLimit", h, sizeof h), "\"ip\";r=0;t=58");
+    error_of(&r, code, field, sizeof code);
+    CHECK_STR(code, "RATE_LIMITED");
+    reply_free(&r);
+    req("GET", "/v1/auth/me", "Cookie: spell_session=a-b", NULL, &r);
+    CHECK_INT(r.status, 429);
+    reply_free(&r);
+    req("POST", "/cast", NULL, "{}", &r);
+    CHECK_INT(r.status, 429);
+    reply_free(&r);
+
+    /* A wrong secret on a live prefix: one Argon2id run a minute for this
+     * address and prefix, then none. */
+    runs = auth_argon2_runs(w.srv.auth);
+    forge_key(key, forged);
+    bearer(a, sizeof a, forged);
+    req("GET", "/v1/auth/me", a, NULL, &r);
+    CHECK_INT(r.status, 429);
+    reply_free(&r);
+    CHECK_INT((int)(auth_argon2_runs(w.srv.auth) - runs), 1);
+    for (i = 0; i < 3; i++) {
+        forge_key(key, forged);
+        bearer(a, sizeof a, forged);
+        req("GET", "/v1/auth/me", a, NULL, &r);
+        CHECK_INT(r.status, 429);
+        CHECK(hdr(&r, "Retry-After", h, sizeof h) != NULL);
+        reply_free(&r);
+    }
+    /* An unknown prefix and a revoked key cost no Argon2id either. */
+    {
+        struct spell_apikey nobody;
+        CHECK_INT(spell_apikey_make(&nobody), SPELL_OK);
+        bearer(a, sizeof a, nobody.key);
+        req("GET", "/v1/auth/me", a, NULL, &r);
+        CHECK_INT(r.status, 429);
+        reply_free(&r);
+        spell_apikey_wipe(&nobody);
+    }
+    bearer(a, sizeof a, key2);
+    req("GET", "/v1/auth/me", a, NULL, &r);
+    CHECK_INT(r.status, 429);
+    reply_free(&r);
+    CHECK_INT((int)(auth_argon2_runs(w.srv.auth) - runs), 1);
+
+    /* Valid credentials still pass: the cached key, the session, and a
+     * key this process has not verified yet (its own prefix). */
+    req("GET", "/v1/auth/me", valid, NULL, &r);
+    CHECK_INT(r.status, 200);
+    reply_free(&r);
+    req("GET", "/v1/keys", session, NULL, &r);
+    CHECK_INT(r.status, 200);
+    reply_free(&r);
+    CHECK_INT(auth_key_create(&w.srv, w.srv.auth, uid, "three", key3, sizeof key3, NULL),
+              SPELL_OK);
+    runs = auth_argon2_runs(w.srv.auth);
+    bearer(a, sizeof a, key3);
+    req("GET", "/v1/auth/me", a, NULL, &r);
+    CHECK_INT(r.status, 200);
+    CHECK(hdr(&r, "RateLimit", h, sizeof h) != NULL);
+    CHECK_STR(h, "\"requests\";r=52;t=58");
+    reply_free(&r);
+    CHECK_INT((int)(auth_argon2_runs(w.srv.auth) - runs), 1);
+
+    /* A new window: failures answer 401 again. */
+    advance(58000);
+    req("GET", "/v1/auth/me", NULL, NULL, &r);
     CHECK_INT(r.status, 401);
     reply_free(&r);
     world_close(&w);
@@ -1209,6 +1434,8 @@ int main(void)
     RUN(test_http_auth_errors);
     RUN(test_http_sessions);
     RUN(test_http_rate_limits);
+    RUN(test_rl_peek);
+    RUN(test_http_ip_guessing);
     curl_global_cleanup();
     return tap_done();
 }

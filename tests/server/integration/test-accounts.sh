@@ -133,4 +133,35 @@ is "$codes" " 200 200 200 200 200 200" "/healthz is outside the per-IP limit"
 server_stop
 is "$STOPPED" 0 "the server stops cleanly after rate limiting"
 
+# ---- guessing keys from one address ----
+# Failed credentials count against the per-IP limit (3 here); past it they
+# are 429, while valid keys from the same address still pass.
+server_start --rate-ip-per-min 3 --rate-user-per-min 1000
+codes=""
+for i in 1 2 3 4 5; do codes="$codes $(api GET /v1/auth/me)"; done
+is "$codes" " 200 200 200 200 200" "valid keys are not counted against the address"
+codes="$(anon GET /v1/auth/me)"
+codes="$codes $(anon GET /v1/auth/me -H "Authorization: Bearer ${KEY%?}X")"
+codes="$codes $(anon GET /v1/auth/me -H "Authorization: Bearer $NEWKEY")"
+is "$codes" "401 401 401" "no key, a bad check character, a revoked key: 401 each"
+st=$(anon GET /v1/auth/me -H "Authorization: Bearer 0123456789012345678901234567890123456789012")
+is "$st" 429 "the fourth failure from the address is 429"
+is "$(jb .error.code)" RATE_LIMITED "it says RATE_LIMITED"
+like "$(header Retry-After)" '^[1-9][0-9]*$' "it carries Retry-After"
+is "$(header RateLimit-Policy)" '"ip";q=3;w=60' "it names the per-IP policy"
+like "$(header RateLimit)" '^"ip";r=0;t=[0-9]+$' "it carries RateLimit"
+st=$(anon GET /v1/auth/me -H "Authorization: Bearer sk_live_AAAAAAAA_$(head -c 38 /dev/zero | tr '\0' 'A')")
+is "$st" 429 "an unknown key past the limit is 429"
+st=$(anon GET /v1/auth/me -H "Authorization: Bearer $NEWKEY")
+is "$st" 429 "a revoked key past the limit is 429"
+st=$(anon GET /v1/spells/echo/meta)
+is "$st" 429 "public routes share the address's count"
+st=$(api GET /v1/auth/me)
+is "$st" 200 "a valid key from that address still passes"
+st=$(anon GET /v1/auth/me -H "Authorization: Bearer $BOB")
+is "$st" 200 "a key not yet seen by this process still passes"
+is "$(jb .login)" bob "and is bob's"
+server_stop
+is "$STOPPED" 0 "the server stops cleanly after the guessing"
+
 done_testing

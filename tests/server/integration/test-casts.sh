@@ -244,6 +244,12 @@ st=$(api POST /v1/spells/wordcount:cast -H "Idempotency-Key: $(idem)" \
      --data-binary '{"inputs": {"text": "a"}, "budget_cap_cents": 4}')
 is "$st" 402 "a cap below the estimate is 402"
 is "$(jb .error.code)" BUDGET_EXCEEDED "a cap below the estimate is BUDGET_EXCEEDED"
+anon GET /metrics >/dev/null
+like "$(body)" '# TYPE spell_budget_rejections_total counter' "metrics has the budget rejections"
+like "$(body)" 'spell_budget_rejections_total\{code="BUDGET_EXCEEDED",reason="budget_cap"\} 1$' \
+    "the cap refusal is counted"
+like "$(body)" 'spell_budget_rejections_total\{code="BUDGET_EXCEEDED",reason="hard_limit"\} 0$' \
+    "no hard-limit refusal yet"
 
 st=$(api GET /v1/budgets)
 is "$st" 200 "GET /v1/budgets"
@@ -287,6 +293,11 @@ done
 like "$codes" '402 $' "casts past the hard limit are refused with 402"
 is "$(jb .error.code)" BUDGET_EXCEEDED "402 says BUDGET_EXCEEDED"
 is "$(jb .error.details.hard_limit_cents)" 1000 "402 details: the hard limit"
+anon GET /metrics >/dev/null
+like "$(body)" 'spell_budget_rejections_total\{code="BUDGET_EXCEEDED",reason="hard_limit"\} 1$' \
+    "the hard-limit refusal is counted"
+like "$(body)" 'spell_budget_rejections_total\{code="BUDGET_EXCEEDED",reason="budget_cap"\} 1$' \
+    "the cap count is unchanged"
 st=$(cast echo '{}')
 is "$st" 202 "a free spell still runs past the limit"
 st=$(api DELETE /v1/budgets)

@@ -175,6 +175,37 @@ static void test_open_fresh_and_reopen(void)
     db_close(&d);
 }
 
+/* The ping fails while the file at the path is not the one opened: moved
+ * away, replaced, deleted; it answers again once the file is back. */
+static void test_ping_file_moved(void)
+{
+    struct db d;
+    char away[160];
+    struct store *mem = NULL;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    CHECK_INT(store_ping(d.s), SPELL_OK);
+    snprintf(away, sizeof away, "%s.away", d.path);
+    CHECK_INT(rename(d.path, away), 0);
+    CHECK_INT(store_ping(d.s), SPELL_EIO);
+    CHECK_INT(store_ping(d.s), SPELL_EIO);
+    CHECK_INT(rename(away, d.path), 0);
+    CHECK_INT(store_ping(d.s), SPELL_OK);
+    /* Another file in its place. */
+    CHECK_INT(rename(d.path, away), 0);
+    CHECK_INT(raw_exec(d.path, "CREATE TABLE schema_migrations (version INTEGER)"), 0);
+    CHECK_INT(store_ping(d.s), SPELL_EIO);
+    unlink(d.path);
+    CHECK_INT(store_ping(d.s), SPELL_EIO);
+    CHECK_INT(rename(away, d.path), 0);
+    CHECK_INT(store_ping(d.s), SPELL_OK);
+    db_close(&d);
+    CHECK_INT(store_open(":memory:", &mem), SPELL_OK);
+    CHECK_INT(store_ping(mem), SPELL_OK);
+    store_close(mem);
+    CHECK_INT(store_ping(NULL), SPELL_EINVAL);
+}
+
 static void test_open_sqlite_url(void)
 {
     char url[200];
@@ -1451,6 +1482,7 @@ int main(void)
     RUN(test_open_refuses_bad_urls);
     RUN(test_open_refuses_newer_schema);
     RUN(test_memory_database);
+    RUN(test_ping_file_moved);
     RUN(test_users);
     RUN(test_sessions);
     RUN(test_keys);
