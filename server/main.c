@@ -86,6 +86,15 @@ struct options {
     int64_t spell_timeout_s;
     int64_t spell_max_output;
     int64_t spell_max_memory;
+    const char *github_client_id;
+    const char *github_url;
+    const char *github_api_url;
+    const char *github_app_id;
+    const char *github_app_installation_id;
+    const char *github_app_private_key_file;
+    const char *stripe_api_url;
+    const char *frontend_url;
+    const char *nats_url;
 };
 
 enum opt_kind { OPT_STRING, OPT_INT };
@@ -136,14 +145,34 @@ static const struct opt opts[] = {
       "address space of a spell process (536870912)" },
     { "role", NULL, OPT_STRING, CMD_USERS_ADD, O(role), 0, 0, "ROLE",
       "caster, maker or admin (caster)" },
+    { "github-client-id", "GITHUB_CLIENT_ID", OPT_STRING, CMD_SERVE, O(github_client_id), 0, 0,
+      "ID", "GitHub OAuth app client id (secret: GITHUB_CLIENT_SECRET)" },
+    { "github-url", "GITHUB_URL", OPT_STRING, CMD_SERVE, O(github_url), 0, 0, "URL",
+      "GitHub web base URL for OAuth (https://github.com)" },
+    { "github-api-url", "GITHUB_API_URL", OPT_STRING, CMD_SERVE, O(github_api_url), 0, 0, "URL",
+      "GitHub REST API base URL (https://api.github.com)" },
+    { "github-app-id", "GITHUB_APP_ID", OPT_STRING, CMD_SERVE, O(github_app_id), 0, 0, "ID",
+      "GitHub App id for workflow spells" },
+    { "github-app-installation-id", "GITHUB_APP_INSTALLATION_ID", OPT_STRING, CMD_SERVE,
+      O(github_app_installation_id), 0, 0, "ID",
+      "default installation of the GitHub App (a spell may name its own)" },
+    { "github-app-private-key-file", "GITHUB_APP_PRIVATE_KEY_FILE", OPT_STRING, CMD_SERVE,
+      O(github_app_private_key_file), 0, 0, "PATH",
+      "the App's private key (PEM); or its text in GITHUB_APP_PRIVATE_KEY" },
+    { "stripe-api-url", "STRIPE_API_URL", OPT_STRING, CMD_SERVE, O(stripe_api_url), 0, 0, "URL",
+      "Stripe API base URL (https://api.stripe.com; secrets: STRIPE_SECRET_KEY,\n"
+      "                               STRIPE_WEBHOOK_SECRET)" },
+    { "frontend-url", "FRONTEND_URL", OPT_STRING, CMD_SERVE, O(frontend_url), 0, 0, "URL",
+      "where browser sign-in and card flows land afterwards (the public URL)" },
+    { "nats-url", "SPELL_NATS_URL", OPT_STRING, CMD_SERVE, O(nats_url), 0, 0, "URL",
+      "NATS JetStream for the bus past one machine (not used by this build)" },
 };
 
-/* DESIGN.md §6's provider settings: accepted, not used by this build. */
-static const char *const provider_env[] = {
-    "GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET", "GITHUB_APP_ID", "GITHUB_APP_PRIVATE_KEY",
-    "GITHUB_APP_INSTALLATION_ID", "GITHUB_WEBHOOK_SECRET", "GITHUB_API_URL",
-    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_URL", "FRONTEND_URL",
-    "SPELL_ADMIN_SECRET", "SPELL_NATS_URL",
+/* Secrets of DESIGN.md §6: environment only, so they never sit in argv
+ * (visible in ps) or a shell history. */
+static const char *const secret_env[] = {
+    "GITHUB_CLIENT_SECRET", "GITHUB_APP_PRIVATE_KEY", "GITHUB_WEBHOOK_SECRET",
+    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "SPELL_ADMIN_SECRET",
 };
 
 static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -187,6 +216,12 @@ static void print_flags(FILE *to, unsigned cmd)
             fprintf(to, "  %-28s environment: %s\n", "", o->env);
     }
     fprintf(to, "  %-28s %s\n", "-h, --help", "show this help and exit");
+    if (cmd & CMD_SERVE) {
+        fputs("\nSecrets are read from the environment only:\n ", to);
+        for (size_t i = 0; i < sizeof secret_env / sizeof secret_env[0]; i++)
+            fprintf(to, " %s", secret_env[i]);
+        fputc('\n', to);
+    }
 }
 
 static void usage(FILE *to, unsigned cmd)
@@ -501,14 +536,78 @@ static int write_port_file(const char *path, uint16_t port)
     return SPELL_OK;
 }
 
-static void note_providers(void)
+/* The largest App private key read from a file. */
+#define MAIN_PEM_MAX (16 * 1024)
+
+static const char *env_secret(const char *name)
 {
-    for (size_t i = 0; i < sizeof provider_env / sizeof provider_env[0]; i++) {
-        const char *v = getenv(provider_env[i]);
-        if (v && v[0])
-            log_line("%s is set; this build has no GitHub, Stripe or NATS provider yet, "
-                  "so it is ignored", provider_env[i]);
+    const char *v = getenv(name);
+    return v && v[0] ? v : NULL;
+}
+
+static int check_url(const char *flag, const char *v)
+{
+    if (!v)
+        return SPELL_OK;
+    if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) ||
+        strlen(v) >= MAIN_URL_MAX || strpbrk(v, " \t\r\n\"<>")) {
+        usage_error("--%s: '%s' is not an http:// or https:// URL", flag, v);
+        return SPELL_EINVAL;
     }
+    return SPELL_OK;
+}
+
+/* Reads the App's private key file (at most MAIN_PEM_MAX bytes) into pem. */
+static int read_pem(const char *path, char *pem, size_t cap)
+{
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        log_line("cannot read --github-app-private-key-file %s: %s", path, strerror(errno));
+        return SPELL_EIO;
+    }
+    size_t n = fread(pem, 1, cap, f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    if (more || n == cap) {
+        log_line("--github-app-private-key-file %s is larger than %d bytes", path, MAIN_PEM_MAX);
+        return SPELL_ETOOBIG;
+    }
+    pem[n] = '\0';
+    return SPELL_OK;
+}
+
+/* Fills srv->providers from the options and the environment; the URLs
+ * default to the providers' real ones.  pem holds the App key read from a
+ * file and must outlive srv. */
+static int load_providers(const struct options *o, struct providers *p, char *pem, size_t cap)
+{
+    memset(p, 0, sizeof *p);
+    if (check_url("github-url", o->github_url) || check_url("github-api-url", o->github_api_url) ||
+        check_url("stripe-api-url", o->stripe_api_url) ||
+        check_url("frontend-url", o->frontend_url))
+        return SPELL_EINVAL;
+    p->github_client_id = o->github_client_id;
+    p->github_client_secret = env_secret("GITHUB_CLIENT_SECRET");
+    p->github_url = o->github_url ? o->github_url : "https://github.com";
+    p->github_api_url = o->github_api_url ? o->github_api_url : "https://api.github.com";
+    p->github_app_id = o->github_app_id;
+    p->github_app_installation_id = o->github_app_installation_id;
+    p->github_app_private_key = env_secret("GITHUB_APP_PRIVATE_KEY");
+    if (o->github_app_private_key_file) {
+        if (read_pem(o->github_app_private_key_file, pem, cap) != SPELL_OK)
+            return SPELL_EINVAL;
+        p->github_app_private_key = pem;
+    }
+    p->github_webhook_secret = env_secret("GITHUB_WEBHOOK_SECRET");
+    p->stripe_secret_key = env_secret("STRIPE_SECRET_KEY");
+    p->stripe_webhook_secret = env_secret("STRIPE_WEBHOOK_SECRET");
+    p->stripe_api_url = o->stripe_api_url ? o->stripe_api_url : "https://api.stripe.com";
+    p->frontend_url = o->frontend_url;
+    p->admin_secret = env_secret("SPELL_ADMIN_SECRET");
+    p->nats_url = o->nats_url;
+    if (p->nats_url)
+        log_line("--nats-url is set; this build runs the in-process bus, so it is ignored");
+    return SPELL_OK;
 }
 
 static void apply_limits(const struct options *o, struct server_limits *l)
@@ -530,6 +629,7 @@ static int cmd_serve(const struct options *o)
     struct route *routes = NULL;
     size_t nroutes = 0;
     char db[MAIN_PATH_MAX], host[MAIN_HOST_MAX], url[MAIN_URL_MAX], err[APP_ERR_MAX];
+    static char pem[MAIN_PEM_MAX + 1];
     uint16_t port = 0;
     int ipv6 = 0, sfd = -1, status = 1, rc;
     FILE *access = NULL;
@@ -591,7 +691,10 @@ static int cmd_serve(const struct options *o)
         goto out;
     }
 
-    note_providers();
+    if (load_providers(o, &srv.providers, pem, sizeof pem) != SPELL_OK) {
+        status = 2;
+        goto out;
+    }
     srv.public_url = url;
     apply_limits(o, &srv.limits);
     if (app_setup(&srv, db, APP_ALL, err, sizeof err) != SPELL_OK) {

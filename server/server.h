@@ -26,6 +26,8 @@ struct auth;
 struct ratelimit;
 struct executor;
 struct bus;
+struct identity;
+struct billing;
 
 /* An injectable clock: Unix milliseconds. */
 struct srv_clock {
@@ -45,6 +47,29 @@ struct server_limits {
     int64_t default_timeout_s;  /* a spell's run time when it names none */
     int64_t max_output_bytes;   /* stdout a spell may write in one run */
     int64_t max_memory_bytes;   /* address space of a spell process */
+};
+
+/*
+ * The external providers (DESIGN.md §6).  Every base URL defaults to the
+ * provider's real one and is configurable so tests point it at a local
+ * stand-in.  Secrets come from the environment only (never argv, never a
+ * log line); a NULL or "" secret means the provider is not configured.
+ */
+struct providers {
+    const char *github_client_id;       /* OAuth app (web and device flow) */
+    const char *github_client_secret;
+    const char *github_url;             /* https://github.com: OAuth and device pages */
+    const char *github_api_url;         /* https://api.github.com */
+    const char *github_app_id;          /* GitHub App (workflow executor) */
+    const char *github_app_private_key; /* PEM text */
+    const char *github_app_installation_id;
+    const char *github_webhook_secret;
+    const char *stripe_secret_key;
+    const char *stripe_webhook_secret;
+    const char *stripe_api_url;         /* https://api.stripe.com */
+    const char *frontend_url;           /* where browser flows land afterwards */
+    const char *admin_secret;           /* for /admin/... routes */
+    const char *nats_url;               /* reserved: the bus past one machine */
 };
 
 /* The authenticated caller of a request (httpd_request_principal()). */
@@ -67,6 +92,11 @@ struct server {
     struct ratelimit *rl;
     struct executor *exec;
     struct bus *bus;
+    /* GitHub identity (OAuth web and device flow) and Stripe billing; NULL
+     * until their parts are set up. */
+    struct identity *identity;
+    struct billing *billing;
+    struct providers providers;
     /* spell_budget_rejections_total{code,reason}, registered in metrics by
      * api_metrics_register(); NULL when there is no registry. */
     struct metric *budget_rejections;
