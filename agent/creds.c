@@ -100,10 +100,11 @@ static void load_done(void *ud, const struct desktop_cred_result *r)
     struct agent *a = ud;
 
     a->cred_loading = false;
-    if (r->message[0])
-        agent_log("credential: %s", r->message);
+    /* A fallback (keyring unavailable) was already said once by the
+     * desktop module; only a failure is worth a line of its own. */
     if (r->rc != SPELL_OK) {
-        agent_log("credential: cannot be loaded (%s)", spell_strerror(r->rc));
+        agent_log("credential: cannot be loaded (%s)",
+                  r->message[0] ? r->message : spell_strerror(r->rc));
     } else if (r->source == DESKTOP_CRED_NONE || !r->token[0]) {
         creds_clear(a);
         agent_log("credential: none stored; sign in with `spell login`");
