@@ -202,9 +202,25 @@ h_wait_for() {    # h_wait_for TENTHS COMMAND...: poll until the command succeed
 
 # ---- desktop ------------------------------------------------------------
 
+# A private session bus with no service directories: nothing is ever
+# activated behind the test's back (a probe of org.freedesktop.secrets on a
+# standard session bus would start a second, locked gnome-keyring).
 h_bus() {
-    local out=$H_TMP/bus.addr
-    dbus-daemon --session --nofork --nopidfile --address="unix:path=$H_TMP/bus" \
+    local out=$H_TMP/bus.addr conf=$H_TMP/bus.conf
+    cat >"$conf" <<CONF
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=$H_TMP/bus</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+CONF
+    dbus-daemon --config-file="$conf" --nofork --nopidfile \
         --print-address=3 3>"$out" >"$H_TMP/dbus.log" 2>&1 &
     h_track dbus $!
     h_wait_for 100 test -s "$out" || { h_log "dbus-daemon did not start"; return 1; }
@@ -219,14 +235,23 @@ h_keyring() {
     printf 'spell-test' | gnome-keyring-daemon --foreground --unlock --components=secrets \
         >"$H_TMP/keyring.log" 2>&1 &
     h_track keyring $!
-    # Ready once the service answers on the bus.
+    # Ready once the service answers on the bus and the login collection
+    # exists: the daemon creates it a moment after it starts answering.
     h_wait_for 100 h_keyring_answers || { h_log "gnome-keyring-daemon did not answer"; return 1; }
+    h_wait_for 100 h_keyring_has_login || { h_log "the login keyring did not appear"; return 1; }
 }
 
 h_keyring_answers() {
     timeout 2 dbus-send --session --print-reply --dest=org.freedesktop.secrets \
         /org/freedesktop/secrets org.freedesktop.DBus.Properties.Get \
         string:org.freedesktop.Secret.Service string:Collections >/dev/null 2>&1
+}
+
+h_keyring_has_login() {
+    timeout 2 dbus-send --session --print-reply --dest=org.freedesktop.secrets \
+        /org/freedesktop/secrets/collection/login org.freedesktop.DBus.Properties.Get \
+        string:org.freedesktop.Secret.Collection string:Locked 2>/dev/null |
+        grep -q 'boolean false'
 }
 
 # The secret items of schema io.spell.Credential, as secret-tool prints them.
