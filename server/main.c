@@ -6,6 +6,7 @@
  *   spell-server users add LOGIN [--role R]   create a user, print a key
  *   spell-server spells import FILE.json...   import spell manifests
  *   spell-server ledger verify                check the ledger's chain
+ *   spell-server billing run-monthly [--period YYYY-MM]   invoice a closed month
  *
  * Configuration comes from flags, each with an environment variable; a
  * flag wins over its variable, and a variable over the built-in default
@@ -56,6 +57,7 @@
 
 #include "auth.h"
 #include "api.h"
+#include "billing.h"
 
 /* Bytes of a path, a listen address or a URL taken from outside. */
 #define MAIN_PATH_MAX 4096
@@ -67,8 +69,10 @@ enum command {
     CMD_USERS_ADD = 1u << 1,
     CMD_SPELLS_IMPORT = 1u << 2,
     CMD_LEDGER_VERIFY = 1u << 3,
+    CMD_BILLING_RUN = 1u << 4,
 };
-#define CMD_ALL (CMD_SERVE | CMD_USERS_ADD | CMD_SPELLS_IMPORT | CMD_LEDGER_VERIFY)
+#define CMD_ALL (CMD_SERVE | CMD_USERS_ADD | CMD_SPELLS_IMPORT | CMD_LEDGER_VERIFY | \
+                 CMD_BILLING_RUN)
 
 struct options {
     const char *db;
@@ -95,6 +99,7 @@ struct options {
     const char *stripe_api_url;
     const char *frontend_url;
     const char *nats_url;
+    const char *period;
 };
 
 enum opt_kind { OPT_STRING, OPT_INT };
@@ -159,7 +164,10 @@ static const struct opt opts[] = {
     { "github-app-private-key-file", "GITHUB_APP_PRIVATE_KEY_FILE", OPT_STRING, CMD_SERVE,
       O(github_app_private_key_file), 0, 0, "PATH",
       "the App's private key (PEM); or its text in GITHUB_APP_PRIVATE_KEY" },
-    { "stripe-api-url", "STRIPE_API_URL", OPT_STRING, CMD_SERVE, O(stripe_api_url), 0, 0, "URL",
+    { "period", NULL, OPT_STRING, CMD_BILLING_RUN, O(period), 0, 0, "YYYY-MM",
+      "the closed month to invoice (default: the previous month)" },
+    { "stripe-api-url", "STRIPE_API_URL", OPT_STRING, CMD_SERVE | CMD_BILLING_RUN,
+      O(stripe_api_url), 0, 0, "URL",
       "Stripe API base URL (https://api.stripe.com; secrets: STRIPE_SECRET_KEY,\n"
       "                               STRIPE_WEBHOOK_SECRET)" },
     { "frontend-url", "FRONTEND_URL", OPT_STRING, CMD_SERVE, O(frontend_url), 0, 0, "URL",
@@ -243,6 +251,13 @@ static void usage(FILE *to, unsigned cmd)
               "Walks the ledger: every seq from 1 present and each hash recomputing.\n"
               "Prints the entries checked; exits 1 at the first bad seq.\n\n", to);
         break;
+    case CMD_BILLING_RUN:
+        fputs("Usage: spell-server billing run-monthly [--period YYYY-MM] [--db PATH]\n\n"
+              "Invoices every user with usage in a closed month through Stripe: one\n"
+              "finalized invoice per user, an item per spell.  Running it again bills\n"
+              "nothing twice.  Needs STRIPE_SECRET_KEY.  Exits 1 when a user could not\n"
+              "be invoiced (run it again later).\n\n", to);
+        break;
     case CMD_SERVE:
         fputs("Usage: spell-server serve [flags]\n\n"
               "Runs the platform API until SIGTERM or SIGINT.\n\n", to);
@@ -252,6 +267,7 @@ static void usage(FILE *to, unsigned cmd)
               "       spell-server users add LOGIN [--role caster|maker|admin]\n"
               "       spell-server spells import FILE.json...\n"
               "       spell-server ledger verify\n"
+              "       spell-server billing run-monthly [--period YYYY-MM]\n"
               "       spell-server COMMAND --help\n\n"
               "The Spell platform server.\n\n"
               "  -V, --version                print the version and exit\n", to);
@@ -873,6 +889,40 @@ static int cmd_ledger_verify(const struct options *o)
     return status;
 }
 
+static int cmd_billing_run(const struct options *o)
+{
+    static char pem[MAIN_PEM_MAX + 1];
+    struct server srv;
+    struct billing_run_summary sum;
+    char db[MAIN_PATH_MAX], err[APP_ERR_MAX], why[BILLING_ERR_MAX];
+    int rc, status = 1;
+
+    memset(&srv, 0, sizeof srv);
+    if (resolve_db(o, db, sizeof db) != SPELL_OK)
+        return o->db ? 2 : 1;
+    if (load_providers(o, &srv.providers, pem, sizeof pem) != SPELL_OK)
+        return 2;
+    if (app_setup(&srv, db, APP_STORE, err, sizeof err) != SPELL_OK) {
+        fprintf(stderr, "spell-server: %s (database %s)\n", err, db);
+        return 1;
+    }
+    rc = billing_run_monthly(&srv, o->period, &sum, why, sizeof why);
+    if (rc == SPELL_EINVAL) {
+        fprintf(stderr, "spell-server: billing run-monthly: %s\n", why);
+        status = 2;
+    } else if (rc != SPELL_OK) {
+        fprintf(stderr, "spell-server: billing run-monthly: %s\n", spell_strerror(rc));
+    } else {
+        printf("billing %s: %d invoiced, %d skipped, %d failed\n", sum.period, sum.invoiced,
+               sum.skipped, sum.failed);
+        if (sum.failed)
+            fprintf(stderr, "spell-server: billing run-monthly: %s\n", why);
+        status = sum.failed ? 1 : 0;
+    }
+    app_teardown(&srv);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -917,6 +967,13 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[1], "ledger") == 0 && strcmp(sub, "verify") == 0) {
             cmd = CMD_LEDGER_VERIFY;
             first = 3;
+        } else if (strcmp(argv[1], "billing") == 0 && strcmp(sub, "run-monthly") == 0) {
+            cmd = CMD_BILLING_RUN;
+            first = 3;
+        } else if (strcmp(argv[1], "billing") == 0 &&
+                   (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0)) {
+            usage(stdout, CMD_BILLING_RUN);
+            return 0;
         } else if (strcmp(argv[1], "users") == 0 || strcmp(argv[1], "spells") == 0 ||
                    strcmp(argv[1], "ledger") == 0) {
             if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0) {
@@ -964,6 +1021,12 @@ int main(int argc, char **argv)
             return 2;
         }
         return cmd_ledger_verify(&o);
+    case CMD_BILLING_RUN:
+        if (nwords != 0) {
+            usage_error("billing run-monthly takes no arguments");
+            return 2;
+        }
+        return cmd_billing_run(&o);
     default:
         if (nwords != 0) {
             usage_error("unexpected argument '%s'", words[0]);

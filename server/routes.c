@@ -19,6 +19,9 @@
 
 #include "auth.h"
 #include "api.h"
+#include "identity.h"
+#include "workflow.h"
+#include "billing.h"
 
 static int append(struct route *table, size_t *n, struct server *srv, const struct route *rows,
                   size_t count)
@@ -72,17 +75,22 @@ out:
 int routes_build(struct server *srv, struct route **rows, size_t *n)
 {
     struct route health[HEALTH_ROUTES];
-    const struct route *parts[3] = {health, NULL, NULL};
-    size_t counts[3] = {0, 0, 0};
+    const struct route *parts[6] = {health, NULL, NULL, NULL, NULL, NULL};
+    size_t counts[6] = {0, 0, 0, 0, 0, 0};
     int rc;
 
     if (!srv || !rows || !n)
         return SPELL_EINVAL;
     if ((rc = health_routes(srv, health, HEALTH_ROUTES, &counts[0])) != SPELL_OK ||
         (rc = auth_routes(srv, &parts[1], &counts[1])) != SPELL_OK ||
-        (rc = api_routes(srv, &parts[2], &counts[2])) != SPELL_OK)
+        (rc = api_routes(srv, &parts[2], &counts[2])) != SPELL_OK ||
+        (rc = identity_routes(srv, &parts[5], &counts[5])) != SPELL_OK ||
+        (rc = workflow_routes(srv, &parts[3], &counts[3])) != SPELL_OK)
         return rc;
-    return routes_merge(srv, parts, counts, 3, rows, n);
+    /* Billing's rows exist once its part is built (app_setup, APP_BILLING). */
+    if (srv->billing && (rc = billing_routes(srv, &parts[4], &counts[4])) != SPELL_OK)
+        return rc;
+    return routes_merge(srv, parts, counts, 6, rows, n);
 }
 
 void routes_free(struct route *rows)

@@ -28,6 +28,9 @@
 #include "ratelimit.h"
 #include "bus.h"
 #include "exec.h"
+#include "identity.h"
+#include "billing.h"
+#include "workflow.h"
 
 int64_t srv_now_ms(const struct srv_clock *c)
 {
@@ -96,6 +99,15 @@ int app_setup(struct server *srv, const char *db_url, unsigned parts, char *err,
         what = "auth";
         if ((rc = auth_new(srv, &srv->auth)) != SPELL_OK)
             goto out;
+        what = "GitHub identity";
+        if ((rc = identity_new(srv, &srv->identity)) != SPELL_OK)
+            goto out;
+        /* Billing comes with auth (its routes need a principal); without
+         * STRIPE_SECRET_KEY it lets every cast through. */
+        what = "billing";
+        if ((rc = billing_new(srv, &srv->billing)) != SPELL_OK)
+            goto out;
+        srv->cast_gate = billing_cast_check;
     }
     if (parts & APP_RATELIMIT) {
         what = "rate limiter";
@@ -105,6 +117,9 @@ int app_setup(struct server *srv, const char *db_url, unsigned parts, char *err,
     if (parts & APP_EXEC) {
         what = "executor";
         if ((rc = exec_new(srv, &srv->exec)) != SPELL_OK)
+            goto out;
+        what = "GitHub App (check --github-app-id and the private key)";
+        if ((rc = workflow_setup(srv)) != SPELL_OK)
             goto out;
     }
     rc = SPELL_OK;
@@ -143,13 +158,23 @@ void app_teardown(struct server *srv)
         exec_free(srv->exec);
         srv->exec = NULL;
     }
+    workflow_teardown(srv);
     if (srv->rl) {
         ratelimit_free(srv->rl);
         srv->rl = NULL;
     }
+    if (srv->identity) {
+        identity_free(srv->identity);
+        srv->identity = NULL;
+    }
     if (srv->auth) {
         auth_free(srv->auth);
         srv->auth = NULL;
+    }
+    if (srv->billing) {
+        srv->cast_gate = NULL;
+        billing_free(srv->billing);
+        srv->billing = NULL;
     }
     if (srv->bus) {
         bus_free(srv->bus);

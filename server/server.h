@@ -28,6 +28,8 @@ struct executor;
 struct bus;
 struct identity;
 struct billing;
+struct response;
+struct github;
 
 /* An injectable clock: Unix milliseconds. */
 struct srv_clock {
@@ -96,6 +98,14 @@ struct server {
      * until their parts are set up. */
     struct identity *identity;
     struct billing *billing;
+    /* The billing gate of the cast path (billing_cast_check(), set when the
+     * billing part is built; NULL lets every cast through): SPELL_OK to go
+     * on, else *refusal is the 402 to send. */
+    int (*cast_gate)(struct server *srv, const char *user_id, int64_t estimate_cents,
+                     struct response **refusal);
+    /* The GitHub App client of the workflow executor (server/github/);
+     * NULL when no App is configured. */
+    struct github *github;
     struct providers providers;
     /* spell_budget_rejections_total{code,reason}, registered in metrics by
      * api_metrics_register(); NULL when there is no registry. */

@@ -9,9 +9,11 @@
  *   3  idempotency: the key from Idempotency-Key or X-Idempotency-Key, the
  *      request hash = SHA-256 of "POST\n" path "\n" and the RFC 8785
  *      canonical JSON of the body (so whitespace and member order do not
- *      make another request), then store_idem_begin(): a replay answers the
- *      stored status and body with Idempotent-Replayed: true, another
- *      request under the key 422, one still running 409
+ *      make another request), then store_idem_lookup(), which writes
+ *      nothing: a replay answers the stored status and body with
+ *      Idempotent-Replayed: true, another request under the key 422, a
+ *      record still in flight (left by store_idem_begin(), which the cast
+ *      path no longer uses) 409
  *   4  the body's shape: {"inputs": {...}, "mode"?, "budget_cap_cents"?}
  *   5  the spell exists and is published; clone spells answer 402
  *      PURCHASE_REQUIRED; a mode other than the spell's is 400; then the
@@ -20,20 +22,28 @@
  *   6  the estimate (spell_cost_estimate_inputs)
  *   7  budget_cap_cents below the estimate: 402 BUDGET_EXCEEDED
  *   8-9 store_cast_reserve(): budget check, cast, queued event, ledger
- *      entry and the idempotent 202 answer in one transaction
+ *      entry and the idempotency record holding the 202 answer in one
+ *      transaction, the only commit of an accepted cast on this path
  *   10 lifecycle_publish_pending() then exec_submit()
  *   11 202 with Location and the answer body.
  *
- * What happens to the idempotency record when a request ends in an error
+ * Two requests with one key may both find no record at step 3.  Whichever
+ * stores its answer first wins: the other's reservation (or stored error)
+ * finds the record, writes nothing, and answers what the record says (the
+ * replay, or 422 when its request differs), so one key never makes two
+ * casts.
+ *
+ * What happens under the idempotency key when a request ends in an error
  * after step 3:
- *   stored (a retry under the same key replays it): 400 VALIDATION_ERROR
+ *   stored in one transaction (a retry under the same key replays it):
+ *     400 VALIDATION_ERROR
  *     (body, mode, inputs), 402 PURCHASE_REQUIRED, 402 BUDGET_EXCEEDED
  *     (cap below the estimate, and the reservation refused).  They follow
  *     from the request itself, or, for the budget, are final for the
  *     caller (the agent reports a 402 and does not retry); a caller who
  *     raises the budget casts again under a new key.
- *   abandoned (a retry runs afresh): 404 SPELL_NOT_FOUND, since the spell
- *     may be published in a moment, and every 5xx.
+ *   nothing stored (a retry runs afresh): 404 SPELL_NOT_FOUND, since the
+ *     spell may be published in a moment, and every 5xx.
  * Errors before step 3 (rate limit, a missing or bad key, a body that is
  * not JSON) leave no record.
  *
@@ -58,6 +68,7 @@
 
 #include "api.h"
 #include "api-int.h"
+#include "workflow.h"
 
 /* Canonical body plus method and path: the body is capped at 64 KiB by
  * the layer; canonical form never needs more than a few times that. */
@@ -72,11 +83,8 @@ struct cast_req {
     struct server *srv;
     const struct principal *p;
     char idem_key[STORE_IDEM_KEY_SIZE];
-    /* Set once store_idem_begin() recorded this request in flight: from
-     * then on every exit either stores an answer or abandons the record. */
-    int begun;
-    /* Set once the record holds its final answer. */
-    int finished;
+    /* The request hash the record is stored under. */
+    char hash[STORE_HASH_HEX_SIZE];
     char cast_id[STORE_ID_SIZE];
     /* The 202 body written by the reservation's respond callback. */
     struct spell_buf answer;
@@ -158,23 +166,62 @@ out:
     return rc;
 }
 
-/* An error answer that is stored under the idempotency key. */
+/* The answer a live record under the key dictates. */
+static int answer_recorded(struct cast_req *cr, const struct store_idem *r, struct response **out)
+{
+    switch (r->state) {
+    case STORE_IDEM_REPLAY:
+        return replay(cr, r, out);
+    case STORE_IDEM_MISMATCH:
+        return api_error(SPELL_ERR_IDEMPOTENCY_KEY_REUSED, out);
+    case STORE_IDEM_IN_FLIGHT:
+        return api_error(SPELL_ERR_IDEMPOTENCY_IN_PROGRESS, out);
+    case STORE_IDEM_NEW:
+        break;
+    }
+    return SPELL_EIO;
+}
+
+/* After a write under the key found a live record (a racing request with
+ * the same key stored first): read it again and answer what it says. */
+static int answer_raced(struct cast_req *cr, struct response **out)
+{
+    struct store_idem idem;
+    int rc;
+
+    rc = store_idem_lookup(cr->srv->store, cr->p->user_id, cr->idem_key, cr->hash,
+                           srv_now_ms(&cr->srv->clock), &idem);
+    if (rc == SPELL_OK)
+        rc = answer_recorded(cr, &idem, out);   /* NEW here is a fault: SPELL_EIO */
+    store_idem_clear(&idem);
+    return rc;
+}
+
+/* An error answer that is stored under the idempotency key (one
+ * transaction); when a racing request stored its answer first, that
+ * answer is given instead. */
 static int answer_stored(struct cast_req *cr, enum spell_api_error e, const char *message,
                          const cJSON *details, struct response **out)
 {
+    struct store_idem idem;
     int rc = SPELL_ENOMEM;
     int status = spell_api_error_status(e);
     cJSON *b = spell_error_body_to_json(e, message, details);
     char *txt = b ? cJSON_PrintUnformatted(b) : NULL;
 
+    memset(&idem, 0, sizeof idem);
     if (!txt)
         goto out;
-    if ((rc = store_idem_finish(cr->srv->store, cr->p->user_id, cr->idem_key, status, txt,
-                                strlen(txt))) != SPELL_OK)
+    if ((rc = store_idem_put(cr->srv->store, cr->p->user_id, cr->idem_key, cr->hash,
+                             srv_now_ms(&cr->srv->clock), status, txt, strlen(txt), &idem)) !=
+        SPELL_OK)
         goto out;
-    cr->finished = 1;
-    rc = httpd_response_json_str(status, txt, out);
+    if (idem.state != STORE_IDEM_NEW)
+        rc = answer_recorded(cr, &idem, out);
+    else
+        rc = httpd_response_json_str(status, txt, out);
 out:
+    store_idem_clear(&idem);
     cJSON_free(txt);
     cJSON_Delete(b);
     return rc;
@@ -196,14 +243,11 @@ out:
     return rc;
 }
 
-/* An error answer after which a retry under the same key runs afresh. */
+/* An error answer that leaves no record: a retry under the same key runs
+ * afresh. */
 static int answer_abandoned(struct cast_req *cr, enum spell_api_error e, struct response **out)
 {
-    int rc;
-
-    if ((rc = store_idem_abandon(cr->srv->store, cr->p->user_id, cr->idem_key)) != SPELL_OK)
-        return rc;
-    cr->begun = 0;
+    (void)cr;
     return api_error(e, out);
 }
 
@@ -350,7 +394,7 @@ out:
     return rc;
 }
 
-/* Steps 4 to 11, with the idempotency record in flight. */
+/* Steps 4 to 11, after step 3 found no record under the key. */
 static int cast_steps(struct cast_req *cr, struct request *req, const cJSON *body,
                       struct response **out)
 {
@@ -438,6 +482,18 @@ static int cast_steps(struct cast_req *cr, struct request *req, const cJSON *bod
         if (rc != SPELL_OK)     /* the stored schema is broken: a server fault */
             goto out;
     }
+    if (strcmp(sp.execution_mode, "workflow") == 0) {
+        char field[32];
+
+        rc = workflow_validate_inputs(sp.execution, inputs, field, sizeof field, err,
+                                      sizeof err);
+        if (rc == SPELL_EINVAL) {
+            rc = answer_invalid(cr, field, err, out);
+            goto out;
+        }
+        if (rc != SPELL_OK)
+            goto out;
+    }
 
     /* 6-7: the estimate and the request's own cap. */
     if ((rc = pricing_of(&sp, &pricing)) != SPELL_OK ||
@@ -446,6 +502,14 @@ static int cast_steps(struct cast_req *cr, struct request *req, const cJSON *bod
     if (has_cap && cap < estimate) {
         api_budget_rejected(cr->srv, "budget_cap");
         rc = answer_cap(cr, cap, estimate, out);
+        goto out;
+    }
+    /* Billing (server/billing): a paid cast needs a card on file and no
+     * failed payment.  Nothing is stored, so a retry runs afresh. */
+    if (cr->srv->cast_gate &&
+        (rc = cr->srv->cast_gate(cr->srv, cr->p->user_id, estimate, out)) != SPELL_OK) {
+        if (rc == SPELL_EABORT)
+            rc = SPELL_OK;
         goto out;
     }
 
@@ -477,8 +541,15 @@ static int cast_steps(struct cast_req *cr, struct request *req, const cJSON *bod
     rq.now_ms = now;
     rq.respond = respond;
     rq.respond_ud = cr;
+    rq.request_hash = cr->hash;
     rc = store_cast_reserve(cr->srv->store, &rq, &rr);
     c->inputs = NULL;       /* inputs_txt owns the text */
+    if (rc == STORE_ECONFLICT) {
+        /* A racing request with this key stored its answer first; nothing
+         * of this one was written. */
+        rc = answer_raced(cr, out);
+        goto out;
+    }
     if (rc != SPELL_OK)
         goto out;
     if (rr.outcome == STORE_BUDGET_EXCEEDED) {
@@ -486,7 +557,6 @@ static int cast_steps(struct cast_req *cr, struct request *req, const cJSON *bod
         rc = answer_budget(cr, &rr, out);
         goto out;
     }
-    cr->finished = 1;       /* the reservation stored the 202 */
 
     /* 10: events out, then the executor. */
     (void)lifecycle_publish_pending(cr->srv, cr->cast_id);
@@ -515,7 +585,6 @@ int casts_cast(struct request *req, struct response **out, void *ud)
     struct store_idem idem;
     struct spell_json_limits lim = {HTTPD_BODY_CAP, 0};
     char err[API_REASON_MAX] = "";
-    char hash[65];
     const char *k, *body;
     size_t len = 0;
     cJSON *j = NULL;
@@ -563,36 +632,23 @@ int casts_cast(struct request *req, struct response **out, void *ud)
                              err[0] ? err : "the request body must be a JSON object", out);
         goto out;
     }
-    if ((rc = request_hash(req, j, hash)) != SPELL_OK)
+    if ((rc = request_hash(req, j, cr.hash)) != SPELL_OK)
         goto out;
-    if ((rc = store_idem_begin(cr.srv->store, cr.p->user_id, cr.idem_key, hash,
-                               srv_now_ms(&cr.srv->clock), &idem)) != SPELL_OK)
+    if ((rc = store_idem_lookup(cr.srv->store, cr.p->user_id, cr.idem_key, cr.hash,
+                                srv_now_ms(&cr.srv->clock), &idem)) != SPELL_OK)
         goto out;
-    switch (idem.state) {
-    case STORE_IDEM_REPLAY:
-        rc = replay(&cr, &idem, out);
+    if (idem.state != STORE_IDEM_NEW) {
+        rc = answer_recorded(&cr, &idem, out);
         goto out;
-    case STORE_IDEM_MISMATCH:
-        rc = api_error(SPELL_ERR_IDEMPOTENCY_KEY_REUSED, out);
-        goto out;
-    case STORE_IDEM_IN_FLIGHT:
-        rc = api_error(SPELL_ERR_IDEMPOTENCY_IN_PROGRESS, out);
-        goto out;
-    case STORE_IDEM_NEW:
-        break;
     }
-    cr.begun = 1;
     /* 4-11 */
     rc = cast_steps(&cr, req, j, out);
 out:
-    if (cr.begun && !cr.finished) {
-        /* A server fault (or an answer that could not be stored): forget
-         * the record so a retry can run, and answer 500. */
-        (void)store_idem_abandon(cr.srv->store, cr.p->user_id, cr.idem_key);
-        if (rc != SPELL_OK && *out) {
-            httpd_response_free(*out);
-            *out = NULL;
-        }
+    if (rc != SPELL_OK && *out) {
+        /* A server fault after an answer was begun: the 500 goes out
+         * instead, and nothing is stored under the key. */
+        httpd_response_free(*out);
+        *out = NULL;
     }
     store_idem_clear(&idem);
     cJSON_Delete(j);

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "server.h"
 #include "store.h"
+#include "workflow.h"
 
 #define EXEC_WORKERS_DEFAULT 4
 #define RING_INITIAL 256
@@ -228,6 +229,8 @@ static void run_cast(struct executor *e, struct exec_slot *slot, const char *id)
         goto out;
     if (strcmp(c.mode, "service") == 0) {
         service_run(e, slot, &c);
+    } else if (strcmp(c.mode, "workflow") == 0) {
+        workflow_run(e, slot, &c);
     } else {
         snprintf(msg, sizeof msg, "execution mode '%.32s' is not configured on this server",
                  c.mode);
@@ -406,6 +409,7 @@ int exec_submit(struct executor *e, const char *cast_id)
 int exec_cancel(struct executor *e, const char *cast_id)
 {
     struct exec_slot *slot;
+    int rc;
 
     if (!e || !id_ok(cast_id))
         return SPELL_EINVAL;
@@ -416,7 +420,11 @@ int exec_cancel(struct executor *e, const char *cast_id)
             kill(-slot->pgid, SIGTERM);
     }
     pthread_mutex_unlock(&e->mu);
-    return lifecycle_cancel(e->srv, cast_id);
+    rc = lifecycle_cancel(e->srv, cast_id);
+    /* A workflow run goes on GitHub: ask it to stop too (best effort). */
+    if (rc == SPELL_OK)
+        (void)workflow_cancel_run(e->srv, cast_id);
+    return rc;
 }
 
 int exec_running(struct executor *e)

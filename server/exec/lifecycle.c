@@ -249,6 +249,33 @@ int lifecycle_progress(struct server *srv, const char *cast_id, int progress,
     return SPELL_OK;
 }
 
+int lifecycle_start_progress(struct server *srv, const char *cast_id, const char *run_url,
+                             int progress, const char *message)
+{
+    char clean[LIFECYCLE_MESSAGE_MAX + 1];
+    struct store_cast c;
+    int rc;
+
+    if (!srv || !cast_id)
+        return SPELL_EINVAL;
+    if (progress < 0)
+        progress = 0;
+    if (progress > 100)
+        progress = 100;
+    if (message)
+        lifecycle_text_clean(message, strlen(message), clean, sizeof clean);
+    rc = store_cast_start_progress(srv->store, cast_id, run_url, progress,
+                                   message ? clean : NULL, now_of(srv));
+    if (rc != SPELL_OK)
+        return rc;
+    if (exec_metrics_of(srv->exec) && store_cast_get(srv->store, cast_id, NULL, &c) == SPELL_OK) {
+        count_status(srv, c.mode, "running");
+        store_cast_clear(&c);
+    }
+    (void)lifecycle_publish_pending(srv, cast_id);
+    return SPELL_OK;
+}
+
 static bool finished_status(const char *status)
 {
     return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||

@@ -62,6 +62,12 @@ int lifecycle_start(struct server *srv, const char *cast_id, const char *run_url
 int lifecycle_progress(struct server *srv, const char *cast_id, int progress,
                        const char *message);
 
+/* lifecycle_start then lifecycle_progress as one store transaction (one
+ * commit): for an executor that starts a cast when its program first
+ * reports progress. */
+int lifecycle_start_progress(struct server *srv, const char *cast_id, const char *run_url,
+                             int progress, const char *message);
+
 /* Appends a cast.log event whose message is line (cut to LIFECYCLE_LOG_MAX,
  * control characters replaced).  STORE_ECONFLICT once the cast finished.
  * Rate limiting of chatty spells is the executor's job. */

@@ -7,8 +7,12 @@
  *
  *   store_spell_get -> execution {command, timeout_s, memory_mb}
  *   prepare: argv, a clean environment, a temp dir (home/ and work/)
- *   spawn (fork + execve, own process group, limits, no other fds)
- *   lifecycle_start
+ *   spawn (vfork + execve, own process group, limits, no other fds)
+ *   lifecycle_start, deferred for a queued cast by at most START_DEFER_MS:
+ *     when the program's first record is progress, the start and that
+ *     progress are one store transaction (lifecycle_start_progress), one
+ *     commit fewer per cast; any other record, the end of the program or
+ *     the deadline starts the cast on its own first
  *   poll loop, one tick at most TICK_MS:
  *     stdin  <- the inputs JSON, written without blocking, then closed
  *     stdout -> lines -> record() -> lifecycle_progress / lifecycle_log /
@@ -27,6 +31,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -53,6 +58,10 @@
 #include "store.h"
 
 #define TICK_MS 100
+/* How long the start of a queued cast may wait for the program's first
+ * progress record, to be stored with it: the cast shows "running" at most
+ * this much later than its program started. */
+#define START_DEFER_MS 100
 /* After the program exits, how long its pipes may stay open (a process
  * that left the group holds them) before they are closed anyway. */
 #define DRAIN_MS 1000
@@ -101,6 +110,12 @@ struct job {
     /* The first protocol or limit failure; the run is ended when set. */
     const char *fail_code;
     char fail_msg[LIFECYCLE_MESSAGE_MAX + 1];
+
+    /* Set once the start was stored (or tried); until then the cast is
+     * queued and start_by (monotonic ms) is when it starts on its own. */
+    bool started;
+    int64_t start_by;
+    pid_t pid;              /* the program's, once spawned */
 };
 
 static int64_t mono_ms(void)
@@ -279,7 +294,8 @@ static void child_limit(int res, rlim_t v)
     setrlimit(res, &rl);
 }
 
-/* In the child, between fork and exec: async-signal-safe calls only. */
+/* In the child, between vfork and exec: async-signal-safe calls only, on
+ * the parent's memory (no writes but to this frame), never returning. */
 static void child_exec(const struct job *j, int in_r, int out_w, int err_w, int maxfd,
                        const char *workdir)
 {
@@ -330,6 +346,29 @@ static void close_fd(int *fd)
     *fd = -1;
 }
 
+/*
+ * vfork, not fork: the server's address space is large and has many
+ * threads, and copying its page tables for every cast (then breaking
+ * copy-on-write in the parent) cost about as much CPU as a small spell's
+ * whole run.  All
+ * signals stay blocked in this thread until the child has reset its
+ * handlers, so none of ours runs on the shared memory.
+ */
+static pid_t start_child(const struct job *j, int in_r, int out_w, int err_w, int maxfd,
+                         const char *workdir)
+{
+    sigset_t all, old;
+    pid_t pid;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid = vfork();
+    if (pid == 0)
+        child_exec(j, in_r, out_w, err_w, maxfd, workdir);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return pid;
+}
+
 static int spawn(struct job *j, struct proc *p)
 {
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
@@ -346,11 +385,9 @@ static int spawn(struct job *j, struct proc *p)
     snprintf(workdir, sizeof workdir, "%s/work", j->dir);
     if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
         goto out;
-    pid = fork();
+    pid = start_child(j, in[0], out[1], err[1], maxfd, workdir);
     if (pid < 0)
         goto out;
-    if (pid == 0)
-        child_exec(j, in[0], out[1], err[1], maxfd, workdir);
     /* Both sides set the group, so a kill right after fork cannot miss it. */
     setpgid(pid, pid);
     p->pid = pid;
@@ -389,6 +426,24 @@ static bool url_ok(const char *u)
             return false;
     }
     return true;
+}
+
+/* Stores the start once, with the first progress when progress >= 0 (one
+ * transaction).  A cast that finished meanwhile (canceled by another
+ * path) has nothing to run: its program is killed. */
+static void job_start(struct job *j, int progress, const char *message)
+{
+    int rc;
+
+    if (j->started)
+        return;
+    j->started = true;
+    if (progress >= 0)
+        rc = lifecycle_start_progress(j->srv, j->cast->id, NULL, progress, message);
+    else
+        rc = lifecycle_start(j->srv, j->cast->id, NULL);
+    if (rc == STORE_ECONFLICT && j->pid > 0)
+        kill(-j->pid, SIGKILL);
 }
 
 static void log_line(struct job *j, const char *text)
@@ -493,13 +548,17 @@ static void record(struct job *j, const char *text, size_t len)
         if (p < j->progress)
             p = j->progress;
         j->progress = p;
-        lifecycle_progress(j->srv, j->cast->id, p, cJSON_IsString(m) ? m->valuestring : NULL);
+        if (!j->started)
+            job_start(j, p, cJSON_IsString(m) ? m->valuestring : NULL);
+        else
+            lifecycle_progress(j->srv, j->cast->id, p, cJSON_IsString(m) ? m->valuestring : NULL);
     } else if ((f = cJSON_GetObjectItemCaseSensitive(o, "log"))) {
         if (!cJSON_IsString(f)) {
             job_failf(j, EXEC_ERR_INVALID_OUTPUT, "line %ld: 'log' must be a string",
                       j->line_no);
             goto out;
         }
+        job_start(j, -1, NULL);
         log_line(j, f->valuestring);
     } else {
         job_failf(j, EXEC_ERR_INVALID_OUTPUT,
@@ -569,6 +628,17 @@ static void drop_sigpipe(void)
 
 enum run_end { END_EXITED, END_TIMEOUT, END_CANCELED, END_STOPPED, END_FAILED };
 
+/* One tick, shorter while the start waits for its deadline. */
+static int poll_ms(const struct job *j)
+{
+    int64_t left;
+
+    if (j->started)
+        return TICK_MS;
+    left = j->start_by - mono_ms();
+    return left <= 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
+}
+
 /* Runs the program until it and its pipes are done. */
 static enum run_end run_loop(struct job *j, struct proc *p, int *wstatus)
 {
@@ -592,7 +662,7 @@ static enum run_end run_loop(struct job *j, struct proc *p, int *wstatus)
             fds[nf++] = (struct pollfd){p->err_r, POLLIN, 0};
         if (nf == 0 && reaped)
             break;
-        if (nf > 0 && poll(fds, (nfds_t)nf, TICK_MS) < 0 && errno != EINTR)
+        if (nf > 0 && poll(fds, (nfds_t)nf, poll_ms(j)) < 0 && errno != EINTR)
             break;
         if (nf == 0)
             poll(NULL, 0, 10);
@@ -637,6 +707,8 @@ static enum run_end run_loop(struct job *j, struct proc *p, int *wstatus)
             break;
         }
         now = mono_ms();
+        if (!j->started && now >= j->start_by)
+            job_start(j, -1, NULL);
         flags = exec_slot_flags(j->e, j->slot);
         if (!reaped) {
             siginfo_t si;
@@ -793,14 +865,18 @@ void service_run(struct executor *e, struct exec_slot *slot, const struct store_
         kill(-p.pid, SIGKILL);
     else if (flags & EXEC_FLAG_CANCEL)
         kill(-p.pid, SIGTERM);
-    rc = lifecycle_start(srv, c->id, NULL);
-    if (rc == STORE_ECONFLICT && strcmp(c->status, "queued") == 0) {
-        /* Finished meanwhile (canceled by another path): nothing to run. */
-        kill(-p.pid, SIGKILL);
+    j->pid = p.pid;
+    j->start_by = mono_ms() + START_DEFER_MS;
+    if (strcmp(c->status, "queued") != 0) {
+        /* Re-run after a restart: running already, so no start is stored
+         * (the store refuses it) and nothing waits for one. */
+        (void)lifecycle_start(srv, c->id, NULL);
+        j->started = true;
     }
     end = run_loop(j, &p, &wstatus);
     if (end == END_STOPPED || end == END_CANCELED)
         goto out;
+    job_start(j, -1, NULL);
     if (j->log_suppressed > 0) {
         snprintf(msg, sizeof msg, "(%ld log lines suppressed)", j->log_suppressed);
         lifecycle_log(srv, c->id, msg);

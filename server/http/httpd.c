@@ -13,7 +13,7 @@
  * connections do not time out, which is what an idle stream wants.
  *
  * Memory per connection.  libmicrohttpd's default pool is 32 KiB per
- * connection; ours is HTTPD_DEFAULT_POOL (4 KiB): it holds the request line
+ * connection; ours is HTTPD_DEFAULT_POOL (3 KiB): it holds the request line
  * and headers and is reused as the send window.  Bodies are not kept in the
  * pool but in a capped spell_buf of the request, and response bodies are
  * handed to MHD as heap buffers, so the pool only bounds header size (431

@@ -235,8 +235,72 @@ static const char *const migration_1[] = {
     NULL,
 };
 
+/* Workflow casts (GitHub Actions): the run a cast dispatched, and the
+ * webhook deliveries already processed (each X-GitHub-Delivery once). */
+static const char *const migration_workflow[] = {
+    "ALTER TABLE casts ADD COLUMN run_id INTEGER;",
+    "CREATE INDEX casts_run_id ON casts(run_id) WHERE run_id IS NOT NULL;",
+    "CREATE TABLE github_deliveries ("
+    " id TEXT PRIMARY KEY,"
+    " event TEXT NOT NULL,"
+    " received_at INTEGER NOT NULL);",
+    NULL,
+};
+
+/* GitHub sign-in: the GitHub account behind a user, and the device
+ * authorization grants of RFC 8628 (device codes kept as SHA-256 hex). */
+static const char *const migration_identity[] = {
+    "CREATE TABLE github_identities ("
+    " github_id INTEGER PRIMARY KEY,"
+    " user_id TEXT NOT NULL UNIQUE REFERENCES users(id) ON DELETE CASCADE,"
+    " created_at INTEGER NOT NULL);",
+    "CREATE TABLE device_grants ("
+    " device_hash TEXT PRIMARY KEY,"
+    " user_code TEXT NOT NULL UNIQUE,"
+    " status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'denied', 'consumed')),"
+    " user_id TEXT REFERENCES users(id) ON DELETE CASCADE,"
+    " created_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " last_poll_at INTEGER NOT NULL,"
+    " interval_s INTEGER NOT NULL);",
+    "CREATE INDEX device_grants_expiry ON device_grants(expires_at);",
+    NULL,
+};
+
+/* Stripe billing: the customer and card on file per user, the webhook
+ * events already applied (each event id once) and the invoices made per
+ * user and closed period. */
+static const char *const migration_billing[] = {
+    "CREATE TABLE billing_accounts ("
+    " user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+    " customer_id TEXT UNIQUE,"
+    " payment_method_id TEXT,"
+    " brand TEXT,"
+    " last4 TEXT,"
+    " exp_month INTEGER NOT NULL DEFAULT 0,"
+    " exp_year INTEGER NOT NULL DEFAULT 0,"
+    " payment_failed INTEGER NOT NULL DEFAULT 0,"
+    " updated_at INTEGER NOT NULL);",
+    "CREATE INDEX billing_accounts_pm ON billing_accounts(payment_method_id);",
+    "CREATE TABLE billing_events ("
+    " event_id TEXT PRIMARY KEY,"
+    " type TEXT NOT NULL,"
+    " processed_at INTEGER NOT NULL);",
+    "CREATE TABLE billing_invoices ("
+    " user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    " period TEXT NOT NULL,"
+    " invoice_id TEXT NOT NULL,"
+    " amount_cents INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (user_id, period));",
+    NULL,
+};
+
 static const struct migration migrations[] = {
     {1, "initial", migration_1},
+    {2, "workflow", migration_workflow},
+    {3, "identity", migration_identity},
+    {4, "billing", migration_billing},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -289,6 +353,7 @@ enum st {
     ST_IDEM_FINISH,
     ST_IDEM_ABANDON,
     ST_IDEM_PURGE,
+    ST_IDEM_PUT_DONE,
     ST_CAST_INSERT,
     ST_CAST_GET,
     ST_CAST_LIST_FIRST,
@@ -316,6 +381,23 @@ enum st {
     ST_X_CASTS,
     ST_X_IDEM,
     ST_X_LEDGER,
+    ST_CAST_RUN_SET,
+    ST_CAST_RUN_GET,
+    ST_CAST_BY_RUN,
+    ST_DELIVERY_SEEN,
+    ST_DELIVERY_INSERT,
+    ST_BILLING_GET,
+    ST_BILLING_BY_CUSTOMER,
+    ST_BILLING_CUSTOMER_PUT,
+    ST_BILLING_CARD_PUT,
+    ST_BILLING_CARD_CLEAR,
+    ST_BILLING_FAILED_SET,
+    ST_BILLING_DEFAULT_LIMIT,
+    ST_BILLING_EVENT_SEEN,
+    ST_BILLING_EVENT_INSERT,
+    ST_BILLING_INVOICE_GET,
+    ST_BILLING_INVOICE_INSERT,
+    ST_BILLING_USAGE_USERS,
     ST__COUNT
 };
 
@@ -328,9 +410,38 @@ enum st {
     " input_hash, estimated_cost_cents, cost_cents, run_url, artifact_url, error_code," \
     " error_message, created_at, started_at, finished_at, duration_ms, idempotency_key," \
     " period, inputs, last_seq"
+#define BILLING_COLS "user_id, customer_id, payment_method_id, brand, last4, exp_month," \
+    " exp_year, payment_failed, updated_at"
 #define LEDGER_COLS "seq, ts, user_id, cast_id, kind, amount_cents, prev_hash, hash"
 
 static const char *const sql_text[ST__COUNT] = {
+    [ST_BILLING_GET] = "SELECT " BILLING_COLS " FROM billing_accounts WHERE user_id = ?",
+    [ST_BILLING_BY_CUSTOMER] =
+        "SELECT " BILLING_COLS " FROM billing_accounts WHERE customer_id = ?",
+    [ST_BILLING_CUSTOMER_PUT] =
+        "INSERT INTO billing_accounts (user_id, customer_id, updated_at) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (user_id) DO UPDATE SET customer_id = ?2, updated_at = ?3",
+    [ST_BILLING_CARD_PUT] =
+        "UPDATE billing_accounts SET payment_method_id = ?, brand = ?, last4 = ?,"
+        " exp_month = ?, exp_year = ?, updated_at = ? WHERE customer_id = ?",
+    [ST_BILLING_CARD_CLEAR] =
+        "UPDATE billing_accounts SET payment_method_id = NULL, brand = NULL, last4 = NULL,"
+        " exp_month = 0, exp_year = 0, updated_at = ? WHERE payment_method_id = ?",
+    [ST_BILLING_FAILED_SET] =
+        "UPDATE billing_accounts SET payment_failed = ?, updated_at = ? WHERE customer_id = ?",
+    [ST_BILLING_DEFAULT_LIMIT] =
+        "INSERT INTO budget_standing (user_id, hard_limit_cents, soft_limit_cents, updated_at)"
+        " VALUES (?, ?, NULL, ?) ON CONFLICT (user_id) DO NOTHING",
+    [ST_BILLING_EVENT_SEEN] = "SELECT 1 FROM billing_events WHERE event_id = ?",
+    [ST_BILLING_EVENT_INSERT] =
+        "INSERT INTO billing_events (event_id, type, processed_at) VALUES (?, ?, ?)",
+    [ST_BILLING_INVOICE_GET] =
+        "SELECT invoice_id FROM billing_invoices WHERE user_id = ? AND period = ?",
+    [ST_BILLING_INVOICE_INSERT] =
+        "INSERT INTO billing_invoices (user_id, period, invoice_id, amount_cents, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+    [ST_BILLING_USAGE_USERS] = "SELECT user_id, spent_cents FROM usage"
+                               " WHERE period = ? AND spent_cents > 0 ORDER BY user_id",
     [ST_BEGIN] = "BEGIN",
     [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -427,6 +538,14 @@ static const char *const sql_text[ST__COUNT] = {
     [ST_IDEM_ABANDON] = "DELETE FROM idempotency"
                         " WHERE user_id = ? AND key = ? AND state = 'in_flight'",
     [ST_IDEM_PURGE] = "DELETE FROM idempotency WHERE created_at <= ?",
+    /* A done record, replacing only an expired one (?7 = now - TTL): no
+     * change means a live record holds the key. */
+    [ST_IDEM_PUT_DONE] =
+        "INSERT INTO idempotency (user_id, key, request_hash, state, status, body, created_at)"
+        " VALUES (?1, ?2, ?3, 'done', ?4, ?5, ?6) ON CONFLICT (user_id, key) DO UPDATE SET"
+        " request_hash = excluded.request_hash, state = 'done', status = excluded.status,"
+        " body = excluded.body, created_at = excluded.created_at"
+        " WHERE idempotency.created_at <= ?7",
     [ST_CAST_INSERT] =
         "INSERT INTO casts (id, user_id, spell_key, spell_version, mode, status, progress,"
         " message, input_hash, estimated_cost_cents, created_at, idempotency_key, period,"
@@ -447,6 +566,11 @@ static const char *const sql_text[ST__COUNT] = {
                       " run_url = COALESCE(?, run_url) WHERE id = ? AND status = 'queued'",
     [ST_CAST_PROGRESS] = "UPDATE casts SET progress = ?, message = ? WHERE id = ?",
     [ST_CAST_RUN_URL] = "UPDATE casts SET run_url = ? WHERE id = ?",
+    [ST_CAST_RUN_SET] = "UPDATE casts SET run_id = ?, run_url = COALESCE(?, run_url) WHERE id = ?",
+    [ST_CAST_RUN_GET] = "SELECT COALESCE(run_id, 0) FROM casts WHERE id = ?",
+    [ST_CAST_BY_RUN] = "SELECT id FROM casts WHERE run_id = ? LIMIT 1",
+    [ST_DELIVERY_SEEN] = "SELECT 1 FROM github_deliveries WHERE id = ?",
+    [ST_DELIVERY_INSERT] = "INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?)",
     [ST_CAST_SUCCEED] =
         "UPDATE casts SET status = 'succeeded', progress = 100, cost_cents = ?,"
         " artifact_url = COALESCE(?, artifact_url), finished_at = ?, duration_ms = ?,"
@@ -1701,15 +1825,52 @@ static int idem_args_ok(const char *user_id, const char *key)
     return word_ok(key, STORE_IDEM_KEY_SIZE, 1);
 }
 
-static int sq_idem_begin(struct store *s, const char *user_id, const char *key,
-                         const char *request_hash, int64_t now_ms, struct store_idem *out)
+/* Reads the live record of (user, key) into out: 1 when there is one
+ * (out->state REPLAY, MISMATCH or IN_FLIGHT), 0 when there is none or it
+ * expired at now_ms, a negative spell_rc on failure. */
+static int idem_read(struct conn *c, const char *user_id, const char *key,
+                     const char *request_hash, int64_t now_ms, struct store_idem *out)
 {
-    struct sqlite_store *ss = sq(s);
-    struct conn *c;
     sqlite3_stmt *st;
     char have_hash[STORE_HASH_HEX_SIZE];
-    int rc, row, done;
-    int64_t created;
+    int rc, done;
+
+    if ((rc = query(c, ST_IDEM_GET, &st, "tt", user_id, key)) != SPELL_OK)
+        return rc;
+    if ((rc = step(st)) != 1)
+        goto out;
+    if (now_ms >= sqlite3_column_int64(st, 4) + STORE_IDEM_TTL_MS) {
+        rc = 0;
+        goto out;
+    }
+    if (col_copy(st, 0, have_hash, sizeof have_hash)) {
+        rc = SPELL_EIO;
+        goto out;
+    }
+    done = strcmp((const char *)sqlite3_column_text(st, 1), "done") == 0;
+    if (strcmp(have_hash, request_hash) != 0) {
+        out->state = STORE_IDEM_MISMATCH;
+    } else if (!done) {
+        out->state = STORE_IDEM_IN_FLIGHT;
+    } else {
+        out->state = STORE_IDEM_REPLAY;
+        out->status = sqlite3_column_int(st, 2);
+        if (col_dup(st, 3, &out->body) || (!out->body && !(out->body = calloc(1, 1)))) {
+            rc = SPELL_ENOMEM;
+            goto out;
+        }
+        out->body_len = strlen(out->body);
+    }
+    rc = 1;
+out:
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int idem_lookup_ok(const char *user_id, const char *key, const char *request_hash,
+                          int64_t now_ms, struct store_idem *out)
+{
+    int rc;
 
     if (!out)
         return SPELL_EINVAL;
@@ -1717,50 +1878,102 @@ static int sq_idem_begin(struct store *s, const char *user_id, const char *key,
     if ((rc = idem_args_ok(user_id, key)) != SPELL_OK ||
         (rc = word_ok(request_hash, STORE_HASH_HEX_SIZE, 0)) != SPELL_OK)
         return rc;
-    if (now_ms < 0)
+    return now_ms < 0 ? SPELL_EINVAL : SPELL_OK;
+}
+
+static int sq_idem_begin(struct store *s, const char *user_id, const char *key,
+                         const char *request_hash, int64_t now_ms, struct store_idem *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int rc;
+
+    if ((rc = idem_lookup_ok(user_id, key, request_hash, now_ms, out)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    if ((rc = idem_read(c, user_id, key, request_hash, now_ms, out)) != 0) {
+        rc = rc > 0 ? SPELL_OK : rc;
+        goto end;
+    }
+    out->state = STORE_IDEM_NEW;
+    rc = run(c, ST_IDEM_PUT, NULL, "ttti", user_id, key, request_hash, now_ms);
+end:
+    rc = tx_end(ss, c, 1, rc);
+out:
+    if (rc != SPELL_OK) {
+        store_idem_clear(out);
+        memset(out, 0, sizeof *out);
+    }
+    conn_put(ss, c);
+    return rc;
+}
+
+/* Read-only: one SELECT, no transaction and no write lock. */
+static int sq_idem_lookup(struct store *s, const char *user_id, const char *key,
+                          const char *request_hash, int64_t now_ms, struct store_idem *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int rc;
+
+    if ((rc = idem_lookup_ok(user_id, key, request_hash, now_ms, out)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    rc = idem_read(c, user_id, key, request_hash, now_ms, out);
+    conn_put(ss, c);
+    if (rc < 0) {
+        store_idem_clear(out);
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    if (rc == 0)
+        out->state = STORE_IDEM_NEW;
+    return SPELL_OK;
+}
+
+/* Inserts the done record of (user, key) unless a live one holds the key:
+ * 1 when written, 0 when not, a negative spell_rc on failure.  Inside a
+ * write transaction. */
+static int idem_insert_done(struct conn *c, const char *user_id, const char *key,
+                            const char *request_hash, int64_t now_ms, int status,
+                            const char *body, size_t len)
+{
+    int64_t n = 0;
+    int rc = run(c, ST_IDEM_PUT_DONE, &n, "tttibii", user_id, key, request_hash,
+                 (int64_t)status, body, len, now_ms, now_ms - STORE_IDEM_TTL_MS);
+
+    return rc != SPELL_OK ? rc : n > 0;
+}
+
+static int sq_idem_put(struct store *s, const char *user_id, const char *key,
+                       const char *request_hash, int64_t now_ms, int status, const char *body,
+                       size_t len, struct store_idem *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int rc;
+
+    if ((rc = idem_lookup_ok(user_id, key, request_hash, now_ms, out)) != SPELL_OK)
+        return rc;
+    if (status < 100 || status > 599 || (!body && len))
+        return SPELL_EINVAL;
+    if (len > STORE_RESPONSE_MAX)
+        return SPELL_ETOOBIG;
+    if (body && memchr(body, '\0', len))
         return SPELL_EINVAL;
     c = conn_get(ss);
     if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
         goto out;
-    if ((rc = query(c, ST_IDEM_GET, &st, "tt", user_id, key)) != SPELL_OK)
-        goto end;
-    if ((row = step(st)) < 0) {
-        rc = row;
-        goto end;
+    rc = idem_insert_done(c, user_id, key, request_hash, now_ms, status, body ? body : "", len);
+    if (rc == 0) {
+        /* A live record holds the key: report it, write nothing. */
+        if ((rc = idem_read(c, user_id, key, request_hash, now_ms, out)) == 0)
+            rc = SPELL_EIO;     /* the upsert saw a live record the read does not */
     }
-    if (row == 1) {
-        created = sqlite3_column_int64(st, 4);
-        if (now_ms < created + STORE_IDEM_TTL_MS) {
-            if (col_copy(st, 0, have_hash, sizeof have_hash)) {
-                rc = SPELL_EIO;
-                goto end;
-            }
-            done = strcmp((const char *)sqlite3_column_text(st, 1), "done") == 0;
-            if (strcmp(have_hash, request_hash) != 0) {
-                out->state = STORE_IDEM_MISMATCH;
-            } else if (!done) {
-                out->state = STORE_IDEM_IN_FLIGHT;
-            } else {
-                out->state = STORE_IDEM_REPLAY;
-                out->status = sqlite3_column_int(st, 2);
-                if (col_dup(st, 3, &out->body)) {
-                    rc = SPELL_ENOMEM;
-                    goto end;
-                }
-                if (!out->body && !(out->body = calloc(1, 1))) {
-                    rc = SPELL_ENOMEM;
-                    goto end;
-                }
-                out->body_len = strlen(out->body);
-            }
-            rc = SPELL_OK;
-            goto end;
-        }
-    }
-    sqlite3_reset(st);
-    out->state = STORE_IDEM_NEW;
-    rc = run(c, ST_IDEM_PUT, NULL, "ttti", user_id, key, request_hash, now_ms);
-end:
+    if (rc > 0)
+        rc = SPELL_OK;
     rc = tx_end(ss, c, 1, rc);
 out:
     if (rc != SPELL_OK) {
@@ -2051,6 +2264,9 @@ static int reserve_ok(const struct store_reserve *req)
         return rc;
     if (idem_len && !req->respond)
         return SPELL_EINVAL;
+    if (req->request_hash &&
+        (!idem_len || (rc = word_ok(req->request_hash, STORE_HASH_HEX_SIZE, 0)) != SPELL_OK))
+        return idem_len ? rc : SPELL_EINVAL;
     if (k->inputs && (rc = json_str_ok(k->inputs, STORE_JSON_MAX)) != SPELL_OK)
         return rc;
     if (k->estimated_cost_cents < 0 || req->now_ms < 0)
@@ -2074,6 +2290,13 @@ static int reserve_respond(struct conn *c, const struct store_reserve *req,
     }
     if (status < 100 || status > 599 || memchr(spell_buf_str(&body), '\0', body.len)) {
         rc = SPELL_EINVAL;
+        goto out;
+    }
+    if (req->request_hash) {
+        rc = idem_insert_done(c, req->cast->user_id, req->cast->idempotency_key,
+                              req->request_hash, req->now_ms, status, spell_buf_str(&body),
+                              body.len);
+        rc = rc == 0 ? STORE_ECONFLICT : rc > 0 ? SPELL_OK : rc;
         goto out;
     }
     rc = run(c, ST_IDEM_FINISH, &n, "ibtt", (int64_t)status, spell_buf_str(&body), body.len,
@@ -2112,7 +2335,7 @@ static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
         rc = rc == 0 ? SPELL_ENOTFOUND : rc;
         goto end;
     }
-    if (k->idempotency_key[0]) {
+    if (k->idempotency_key[0] && !req->request_hash) {
         if ((rc = query(c, ST_IDEM_IN_FLIGHT, &st, "tt", k->user_id, k->idempotency_key)) !=
             SPELL_OK)
             goto end;
@@ -2334,12 +2557,63 @@ out:
 
 /* ---- Casts: the other state changes and reads ------------------------ */
 
-static int sq_cast_start(struct store *s, const char *cast_id, const char *run_url,
-                         int64_t now_ms)
+/* queued -> running with cast.started; inside a write transaction.  *cs
+ * is updated to the row as it is afterwards. */
+static int cast_start_tx(struct conn *c, const char *cast_id, const char *run_url,
+                         int64_t now_ms, struct cast_state *cs)
 {
-    struct sqlite_store *ss = sq(s);
-    struct cast_state cs;
     struct event_info ev;
+    int rc;
+
+    if ((rc = cast_state_get(c, cast_id, cs)) != SPELL_OK)
+        return rc;
+    if (strcmp(cs->status, "queued") != 0)
+        return STORE_ECONFLICT;
+    if ((rc = run(c, ST_CAST_START, NULL, "iet", now_ms, run_url, cast_id)) != SPELL_OK)
+        return rc;
+    memset(&ev, 0, sizeof ev);
+    ev.cast_id = cast_id;
+    ev.status = "running";
+    ev.progress = cs->progress;
+    ev.message = cs->message;
+    ev.ts = now_ms;
+    if ((rc = event_emit(c, cs->last_seq, "cast.started", &ev, NULL)) != SPELL_OK)
+        return rc;
+    snprintf(cs->status, sizeof cs->status, "running");
+    cs->last_seq++;
+    return SPELL_OK;
+}
+
+/* Progress with cast.progress on an open cast whose state is *cs; inside a
+ * write transaction.  message NULL keeps the current one. */
+static int cast_progress_tx(struct conn *c, const char *cast_id, const struct cast_state *cs,
+                            int progress, const char *message, int64_t now_ms)
+{
+    struct event_info ev;
+    int rc;
+
+    if (!is_open(cs->status))
+        return STORE_ECONFLICT;
+    if (!message)
+        message = cs->message;
+    if ((rc = run(c, ST_CAST_PROGRESS, NULL, "itt", (int64_t)progress, message, cast_id)) !=
+        SPELL_OK)
+        return rc;
+    memset(&ev, 0, sizeof ev);
+    ev.cast_id = cast_id;
+    ev.status = cs->status;
+    ev.progress = progress;
+    ev.message = message;
+    ev.ts = now_ms;
+    return event_emit(c, cs->last_seq, "cast.progress", &ev, NULL);
+}
+
+/* Does the start (run_url, with start set), then the progress (with
+ * progress >= 0), in one transaction. */
+static int cast_advance(struct sqlite_store *ss, const char *cast_id, int start,
+                        const char *run_url, int progress, const char *message, int64_t now_ms)
+{
+    struct cast_state cs;
     struct conn *c;
     int rc;
 
@@ -2347,74 +2621,43 @@ static int sq_cast_start(struct store *s, const char *cast_id, const char *run_u
         return rc;
     if (run_url && (rc = text_ok(run_url, STORE_URL_SIZE, 1)) != SPELL_OK)
         return rc;
-    if (now_ms < 0)
+    if (message && (rc = text_ok(message, STORE_MESSAGE_SIZE, 1)) != SPELL_OK)
+        return rc;
+    if (progress > 100 || (!start && progress < 0) || now_ms < 0)
         return SPELL_EINVAL;
     c = conn_get(ss);
     if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
         goto out;
-    if ((rc = cast_state_get(c, cast_id, &cs)) != SPELL_OK)
-        goto end;
-    if (strcmp(cs.status, "queued") != 0) {
-        rc = STORE_ECONFLICT;
-        goto end;
-    }
-    if ((rc = run(c, ST_CAST_START, NULL, "iet", now_ms, run_url, cast_id)) != SPELL_OK)
-        goto end;
-    memset(&ev, 0, sizeof ev);
-    ev.cast_id = cast_id;
-    ev.status = "running";
-    ev.progress = cs.progress;
-    ev.message = cs.message;
-    ev.ts = now_ms;
-    rc = event_emit(c, cs.last_seq, "cast.started", &ev, NULL);
-end:
+    if (start)
+        rc = cast_start_tx(c, cast_id, run_url, now_ms, &cs);
+    else
+        rc = cast_state_get(c, cast_id, &cs);
+    if (rc == SPELL_OK && progress >= 0)
+        rc = cast_progress_tx(c, cast_id, &cs, progress, message, now_ms);
     rc = tx_end(ss, c, 1, rc);
 out:
     conn_put(ss, c);
     return rc;
 }
 
+static int sq_cast_start(struct store *s, const char *cast_id, const char *run_url,
+                         int64_t now_ms)
+{
+    return cast_advance(sq(s), cast_id, 1, run_url, -1, NULL, now_ms);
+}
+
+static int sq_cast_start_progress(struct store *s, const char *cast_id, const char *run_url,
+                                  int progress, const char *message, int64_t now_ms)
+{
+    if (progress < 0)
+        return SPELL_EINVAL;
+    return cast_advance(sq(s), cast_id, 1, run_url, progress, message, now_ms);
+}
+
 static int sq_cast_progress(struct store *s, const char *cast_id, int progress,
                             const char *message, int64_t now_ms)
 {
-    struct sqlite_store *ss = sq(s);
-    struct cast_state cs;
-    struct event_info ev;
-    struct conn *c;
-    int rc;
-
-    if ((rc = word_ok(cast_id, STORE_ID_SIZE, 0)) != SPELL_OK)
-        return rc;
-    if (message && (rc = text_ok(message, STORE_MESSAGE_SIZE, 1)) != SPELL_OK)
-        return rc;
-    if (progress < 0 || progress > 100 || now_ms < 0)
-        return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
-        goto out;
-    if ((rc = cast_state_get(c, cast_id, &cs)) != SPELL_OK)
-        goto end;
-    if (!is_open(cs.status)) {
-        rc = STORE_ECONFLICT;
-        goto end;
-    }
-    if (!message)
-        message = cs.message;
-    if ((rc = run(c, ST_CAST_PROGRESS, NULL, "itt", (int64_t)progress, message, cast_id)) !=
-        SPELL_OK)
-        goto end;
-    memset(&ev, 0, sizeof ev);
-    ev.cast_id = cast_id;
-    ev.status = cs.status;
-    ev.progress = progress;
-    ev.message = message;
-    ev.ts = now_ms;
-    rc = event_emit(c, cs.last_seq, "cast.progress", &ev, NULL);
-end:
-    rc = tx_end(ss, c, 1, rc);
-out:
-    conn_put(ss, c);
-    return rc;
+    return cast_advance(sq(s), cast_id, 0, NULL, progress, message, now_ms);
 }
 
 static int sq_cast_set_run_url(struct store *s, const char *cast_id, const char *run_url)
@@ -2427,6 +2670,95 @@ static int sq_cast_set_run_url(struct store *s, const char *cast_id, const char 
         return rc;
     rc = write1(sq(s), ST_CAST_RUN_URL, &n, "tt", run_url, cast_id);
     return rc == SPELL_OK && n == 0 ? SPELL_ENOTFOUND : rc;
+}
+
+static int sq_cast_set_run(struct store *s, const char *cast_id, int64_t run_id,
+                           const char *run_url)
+{
+    int64_t n = 0;
+    int rc;
+
+    if (run_id <= 0)
+        return SPELL_EINVAL;
+    if ((rc = word_ok(cast_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
+        (run_url && (rc = text_ok(run_url, STORE_URL_SIZE, 0)) != SPELL_OK))
+        return rc;
+    rc = write1(sq(s), ST_CAST_RUN_SET, &n, "itt", run_id, run_url, cast_id);
+    return rc == SPELL_OK && n == 0 ? SPELL_ENOTFOUND : rc;
+}
+
+/* Runs a one-column lookup keyed by text or by an integer; 1 for a row. */
+static int lookup1(struct store *s, enum st id, const char *key, int64_t ikey, int64_t *iout,
+                   char *tout, size_t tsize)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c = conn_get(ss);
+    const unsigned char *t;
+    sqlite3_stmt *st;
+    int rc;
+
+    rc = key ? query(c, id, &st, "t", key) : query(c, id, &st, "i", ikey);
+    if (rc == SPELL_OK && (rc = step(st)) == 1) {
+        if (iout)
+            *iout = sqlite3_column_int64(st, 0);
+        if (tout) {
+            t = sqlite3_column_text(st, 0);
+            snprintf(tout, tsize, "%s", t ? (const char *)t : "");
+        }
+    }
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_cast_run_id(struct store *s, const char *cast_id, int64_t *run_id)
+{
+    int rc;
+
+    if (!run_id)
+        return SPELL_EINVAL;
+    *run_id = 0;
+    if ((rc = word_ok(cast_id, STORE_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    rc = lookup1(s, ST_CAST_RUN_GET, cast_id, 0, run_id, NULL, 0);
+    return rc == 1 ? SPELL_OK : rc == 0 ? SPELL_ENOTFOUND : rc;
+}
+
+static int sq_cast_by_run_id(struct store *s, int64_t run_id, char cast_id[STORE_ID_SIZE])
+{
+    int rc;
+
+    if (!cast_id || run_id <= 0)
+        return SPELL_EINVAL;
+    cast_id[0] = '\0';
+    rc = lookup1(s, ST_CAST_BY_RUN, NULL, run_id, NULL, cast_id, STORE_ID_SIZE);
+    return rc == 1 ? SPELL_OK : rc == 0 ? SPELL_ENOTFOUND : rc;
+}
+
+static int sq_delivery_seen(struct store *s, const char *delivery_id, int *seen)
+{
+    int rc;
+
+    if (!seen)
+        return SPELL_EINVAL;
+    *seen = 0;
+    if ((rc = word_ok(delivery_id, STORE_ID_SIZE * 2, 0)) != SPELL_OK)
+        return rc;
+    rc = lookup1(s, ST_DELIVERY_SEEN, delivery_id, 0, NULL, NULL, 0);
+    if (rc < 0)
+        return rc;
+    *seen = rc;
+    return SPELL_OK;
+}
+
+static int sq_delivery_record(struct store *s, const char *delivery_id, const char *event,
+                              int64_t now_ms)
+{
+    int rc;
+
+    if ((rc = word_ok(delivery_id, STORE_ID_SIZE * 2, 0)) != SPELL_OK ||
+        (rc = word_ok(event, STORE_WORD_SIZE * 2, 0)) != SPELL_OK)
+        return rc;
+    return write1(sq(s), ST_DELIVERY_INSERT, NULL, "tti", delivery_id, event, now_ms);
 }
 
 static int sq_cast_get(struct store *s, const char *cast_id, const char *user_id,
@@ -3195,7 +3527,656 @@ out:
     return rc;
 }
 
+/* ---- Billing --------------------------------------------------------- */
+
+static int billing_row(sqlite3_stmt *st, struct store_billing *b)
+{
+    int bad = 0;
+
+    memset(b, 0, sizeof *b);
+    bad |= col_copy(st, 0, b->user_id, sizeof b->user_id);
+    bad |= col_copy(st, 1, b->customer_id, sizeof b->customer_id);
+    bad |= col_copy(st, 2, b->payment_method_id, sizeof b->payment_method_id);
+    bad |= col_copy(st, 3, b->brand, sizeof b->brand);
+    bad |= col_copy(st, 4, b->last4, sizeof b->last4);
+    b->exp_month = (int)col_i64(st, 5, 0);
+    b->exp_year = (int)col_i64(st, 6, 0);
+    b->payment_failed = col_i64(st, 7, 0) != 0;
+    b->updated_at = col_i64(st, 8, 0);
+    return bad ? SPELL_EIO : SPELL_OK;
+}
+
+/* The billing row found by statement id with key; inside no transaction. */
+static int billing_find(struct store *s, enum st id, const char *key, struct store_billing *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!out)
+        return SPELL_EINVAL;
+    memset(out, 0, sizeof *out);
+    if ((rc = word_ok(key, id == ST_BILLING_GET ? STORE_ID_SIZE : STORE_PROVIDER_ID_SIZE, 0)) !=
+        SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    if ((rc = query(c, id, &st, "t", key)) == SPELL_OK) {
+        rc = step(st);
+        if (rc == 1)
+            rc = billing_row(st, out);
+        else if (rc == 0)
+            rc = SPELL_ENOTFOUND;
+        sqlite3_reset(st);
+    }
+    if (rc != SPELL_OK)
+        memset(out, 0, sizeof *out);
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_billing_get(struct store *s, const char *user_id, struct store_billing *out)
+{
+    return billing_find(s, ST_BILLING_GET, user_id, out);
+}
+
+static int sq_billing_by_customer(struct store *s, const char *customer_id,
+                                  struct store_billing *out)
+{
+    return billing_find(s, ST_BILLING_BY_CUSTOMER, customer_id, out);
+}
+
+static int sq_billing_customer_set(struct store *s, const char *user_id, const char *customer_id,
+                                   int64_t now_ms)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    sqlite3_stmt *st;
+    char have[STORE_PROVIDER_ID_SIZE];
+    int rc;
+
+    if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
+        (rc = word_ok(customer_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    have[0] = '\0';
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    rc = user_exists(c, user_id);
+    if (rc == 0)
+        rc = SPELL_ENOTFOUND;
+    else if (rc == 1 && (rc = query(c, ST_BILLING_GET, &st, "t", user_id)) == SPELL_OK) {
+        rc = step(st);
+        if (rc == 1)
+            rc = col_copy(st, 1, have, sizeof have) ? SPELL_EIO : SPELL_OK;
+        sqlite3_reset(st);
+        if (rc == SPELL_OK && have[0])
+            rc = strcmp(have, customer_id) == 0 ? SPELL_OK : STORE_ECONFLICT;
+        else if (rc == SPELL_OK)
+            rc = run(c, ST_BILLING_CUSTOMER_PUT, NULL, "tti", user_id, customer_id, now_ms);
+    }
+    rc = tx_end(ss, c, 1, rc);
+out:
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_billing_event_seen(struct store *s, const char *event_id, int *seen)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!seen)
+        return SPELL_EINVAL;
+    *seen = 0;
+    if ((rc = word_ok(event_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    if ((rc = query(c, ST_BILLING_EVENT_SEEN, &st, "t", event_id)) == SPELL_OK) {
+        rc = step(st);
+        if (rc >= 0) {
+            *seen = rc;
+            rc = SPELL_OK;
+        }
+        sqlite3_reset(st);
+    }
+    conn_put(ss, c);
+    return rc;
+}
+
+/* The effect of one event, inside the write transaction. */
+static int billing_effect(struct conn *c, const struct store_billing_event *ev, int64_t now_ms,
+                          int *applied)
+{
+    sqlite3_stmt *st;
+    char user_id[STORE_ID_SIZE];
+    int64_t n = 0;
+    int rc;
+
+    switch (ev->effect) {
+    case STORE_BILLING_NONE:
+        return SPELL_OK;
+    case STORE_BILLING_CARD_REMOVED:
+        rc = run(c, ST_BILLING_CARD_CLEAR, &n, "it", now_ms, ev->payment_method_id);
+        break;
+    case STORE_BILLING_PAYMENT_FAILED:
+    case STORE_BILLING_INVOICE_PAID:
+        rc = run(c, ST_BILLING_FAILED_SET, &n, "iit",
+                 (int64_t)(ev->effect == STORE_BILLING_PAYMENT_FAILED), now_ms, ev->customer_id);
+        break;
+    case STORE_BILLING_CARD_SET:
+        if ((rc = query(c, ST_BILLING_BY_CUSTOMER, &st, "t", ev->customer_id)) != SPELL_OK)
+            return rc;
+        rc = step(st);
+        if (rc == 1)
+            rc = col_copy(st, 0, user_id, sizeof user_id) ? SPELL_EIO : 1;
+        sqlite3_reset(st);
+        if (rc <= 0)
+            return rc;
+        if ((rc = run(c, ST_BILLING_CARD_PUT, &n, "tttiiit", ev->payment_method_id, ev->brand,
+                      ev->last4, (int64_t)ev->exp_month, (int64_t)ev->exp_year, now_ms,
+                      ev->customer_id)) != SPELL_OK)
+            return rc;
+        /* DESIGN.md §2: the first card brings the $50 hard limit unless
+         * the user set a limit of their own. */
+        rc = run(c, ST_BILLING_DEFAULT_LIMIT, NULL, "tii", user_id,
+                 (int64_t)STORE_DEFAULT_HARD_LIMIT_CENTS, now_ms);
+        break;
+    default:
+        return SPELL_EINVAL;
+    }
+    if (rc == SPELL_OK && applied)
+        *applied = n > 0;
+    return rc;
+}
+
+static int sq_billing_event_apply(struct store *s, const struct store_billing_event *ev,
+                                  int64_t now_ms, int *duplicate, int *applied)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (applied)
+        *applied = 0;
+    if (!ev || !duplicate)
+        return SPELL_EINVAL;
+    *duplicate = 0;
+    if ((rc = word_ok(ev->event_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK ||
+        (rc = word_ok(ev->type, STORE_NAME_SIZE, 0)) != SPELL_OK)
+        return rc;
+    switch (ev->effect) {
+    case STORE_BILLING_NONE:
+        break;
+    case STORE_BILLING_CARD_SET:
+        if ((rc = word_ok(ev->customer_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK ||
+            (rc = word_ok(ev->payment_method_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK ||
+            (rc = word_ok(ev->brand, STORE_BRAND_SIZE, 0)) != SPELL_OK ||
+            (rc = word_ok(ev->last4, 5, 0)) != SPELL_OK)
+            return rc;
+        if (ev->exp_month < 1 || ev->exp_month > 12 || ev->exp_year < 1970 ||
+            ev->exp_year > 9999)
+            return SPELL_EINVAL;
+        break;
+    case STORE_BILLING_CARD_REMOVED:
+        if ((rc = word_ok(ev->payment_method_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
+            return rc;
+        break;
+    case STORE_BILLING_PAYMENT_FAILED:
+    case STORE_BILLING_INVOICE_PAID:
+        if ((rc = word_ok(ev->customer_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
+            return rc;
+        break;
+    default:
+        return SPELL_EINVAL;
+    }
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    if ((rc = query(c, ST_BILLING_EVENT_SEEN, &st, "t", ev->event_id)) == SPELL_OK) {
+        rc = step(st);
+        sqlite3_reset(st);
+    }
+    if (rc == 1) {
+        *duplicate = 1;
+        rc = SPELL_OK;
+    } else if (rc == 0 &&
+               (rc = run(c, ST_BILLING_EVENT_INSERT, NULL, "tti", ev->event_id, ev->type,
+                         now_ms)) == SPELL_OK) {
+        rc = billing_effect(c, ev, now_ms, applied);
+    }
+    rc = tx_end(ss, c, 1, rc);
+out:
+    if (rc != SPELL_OK && applied)
+        *applied = 0;
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_billing_invoice_get(struct store *s, const char *user_id, const char *period,
+                                  char *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (!out)
+        return SPELL_EINVAL;
+    out[0] = '\0';
+    if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
+        (rc = period_ok(period)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    if ((rc = query(c, ST_BILLING_INVOICE_GET, &st, "tt", user_id, period)) == SPELL_OK) {
+        rc = step(st);
+        if (rc == 1)
+            rc = col_copy(st, 0, out, STORE_PROVIDER_ID_SIZE) ? SPELL_EIO : SPELL_OK;
+        else if (rc == 0)
+            rc = SPELL_ENOTFOUND;
+        sqlite3_reset(st);
+    }
+    if (rc != SPELL_OK)
+        out[0] = '\0';
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_billing_invoice_record(struct store *s, const char *user_id, const char *period,
+                                     const char *invoice_id, int64_t amount_cents,
+                                     int64_t now_ms, int64_t *ledger_seq)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (ledger_seq)
+        *ledger_seq = 0;
+    if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
+        (rc = period_ok(period)) != SPELL_OK ||
+        (rc = word_ok(invoice_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    if (amount_cents < 0 || now_ms < 0)
+        return SPELL_EINVAL;
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    rc = user_exists(c, user_id);
+    if (rc == 0)
+        rc = SPELL_ENOTFOUND;
+    else if (rc == 1 &&
+             (rc = query(c, ST_BILLING_INVOICE_GET, &st, "tt", user_id, period)) == SPELL_OK) {
+        rc = step(st);
+        sqlite3_reset(st);
+        if (rc == 1)
+            rc = STORE_ECONFLICT;
+        else if (rc == 0 &&
+                 (rc = run(c, ST_BILLING_INVOICE_INSERT, NULL, "tttii", user_id, period,
+                           invoice_id, amount_cents, now_ms)) == SPELL_OK)
+            rc = ledger_insert(c, user_id, NULL, "invoice", amount_cents, now_ms, ledger_seq);
+    }
+    rc = tx_end(ss, c, 1, rc);
+out:
+    if (rc != SPELL_OK && ledger_seq)
+        *ledger_seq = 0;
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_billing_usage_users(struct store *s, const char *period,
+                                  int (*fn)(void *ud, const char *user_id, int64_t spent_cents),
+                                  void *ud)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    sqlite3_stmt *st;
+    char user_id[STORE_ID_SIZE];
+    int rc;
+
+    if (!fn)
+        return SPELL_EINVAL;
+    if ((rc = period_ok(period)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    if ((rc = query(c, ST_BILLING_USAGE_USERS, &st, "t", period)) == SPELL_OK) {
+        while ((rc = step(st)) == 1) {
+            if (col_copy(st, 0, user_id, sizeof user_id)) {
+                rc = SPELL_EIO;
+                break;
+            }
+            if (fn(ud, user_id, sqlite3_column_int64(st, 1)) != 0) {
+                rc = SPELL_EABORT;
+                break;
+            }
+        }
+        if (rc == 0)
+            rc = SPELL_OK;
+        sqlite3_reset(st);
+    }
+    conn_put(ss, c);
+    return rc;
+}
+
 /* ---- Open ------------------------------------------------------------ */
+
+/* ---- GitHub identities and device grants ----------------------------- */
+
+/* These statements run rarely (a sign-in, a poll every few seconds), so
+ * they are prepared per call instead of joining the cached table. */
+static int raw_query(struct conn *c, const char *sql, sqlite3_stmt **out, const char *fmt, ...)
+{
+    va_list ap;
+    int rc, src;
+
+    *out = NULL;
+    src = sqlite3_prepare_v2(c->db, sql, -1, out, NULL);
+    if (src != SQLITE_OK)
+        return map_rc(src);
+    va_start(ap, fmt);
+    rc = bindv(*out, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int raw_run(struct conn *c, const char *sql, int64_t *changes, const char *fmt, ...)
+{
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    int rc, src;
+
+    src = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return map_rc(src);
+    va_start(ap, fmt);
+    rc = bindv(st, fmt, ap);
+    va_end(ap);
+    if (rc == SPELL_OK) {
+        rc = step(st);
+        if (rc > 0)
+            rc = SPELL_OK;
+        if (rc == SPELL_OK && changes)
+            *changes = sqlite3_changes64(c->db);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int gh_user_load(struct conn *c, const char *sql, struct store_user *out, const char *fmt,
+                        const void *arg)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (fmt[0] == 'i')
+        rc = raw_query(c, sql, &st, "i", *(const int64_t *)arg);
+    else
+        rc = raw_query(c, sql, &st, "t", (const char *)arg);
+    if (rc == SPELL_OK) {
+        rc = step(st);
+        if (rc == 0)
+            rc = SPELL_ENOTFOUND;
+        else if (rc == 1)
+            rc = user_row(st, out);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_user_upsert_github(struct store *s, int64_t github_id, const struct store_user *u,
+                                 int64_t now_ms, struct store_user *out, int *created)
+{
+    struct sqlite_store *ss = sq(s);
+    struct store_user other;
+    struct conn *c;
+    int rc;
+
+    if (!out || !created)
+        return SPELL_EINVAL;
+    memset(out, 0, sizeof *out);
+    *created = 0;
+    if (github_id <= 0)
+        return SPELL_EINVAL;
+    if ((rc = user_ok(u)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    rc = gh_user_load(c, "SELECT u.id, u.login, u.name, u.email, u.avatar_url, u.role,"
+                         " u.created_at FROM github_identities g JOIN users u ON u.id = g.user_id"
+                         " WHERE g.github_id = ?", out, "i", &github_id);
+    if (rc == SPELL_OK) {
+        /* A renamed GitHub account keeps its user; its new login must not
+         * belong to somebody else. */
+        rc = gh_user_load(c, "SELECT " USER_COLS " FROM users WHERE login = ?", &other, "t",
+                          u->login);
+        if (rc == SPELL_OK && strcmp(other.id, out->id) != 0)
+            rc = STORE_ECONFLICT;
+        else if (rc == SPELL_ENOTFOUND || rc == SPELL_OK)
+            rc = raw_run(c, "UPDATE users SET login = ?, name = ?, email = ?, avatar_url = ?"
+                            " WHERE id = ?", NULL, "ttttt", u->login, u->name, u->email,
+                         u->avatar_url, out->id);
+        if (rc == SPELL_OK) {
+            snprintf(out->login, sizeof out->login, "%s", u->login);
+            snprintf(out->name, sizeof out->name, "%s", u->name);
+            snprintf(out->email, sizeof out->email, "%s", u->email);
+            snprintf(out->avatar_url, sizeof out->avatar_url, "%s", u->avatar_url);
+        }
+    } else if (rc == SPELL_ENOTFOUND) {
+        /* A local account with the same login is never taken over by a
+         * GitHub sign-in: the login is a conflict. */
+        rc = raw_run(c, "INSERT INTO users (" USER_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?)", NULL,
+                     "tttttti", u->id, u->login, u->name, u->email, u->avatar_url, u->role,
+                     u->created_at);
+        if (rc == SPELL_OK)
+            rc = raw_run(c, "INSERT INTO github_identities (github_id, user_id, created_at)"
+                            " VALUES (?, ?, ?)", NULL, "iti", github_id, u->id, now_ms);
+        if (rc == SPELL_OK) {
+            *out = *u;
+            *created = 1;
+        }
+    }
+    rc = tx_end(ss, c, 1, rc);
+    if (rc != SPELL_OK) {
+        memset(out, 0, sizeof *out);
+        *created = 0;
+    }
+out:
+    conn_put(ss, c);
+    return rc;
+}
+
+#define DEVICE_COLS "device_hash, user_code, status, user_id, created_at, expires_at," \
+    " last_poll_at, interval_s"
+
+static int device_row(sqlite3_stmt *st, struct store_device *d)
+{
+    int bad = 0;
+
+    bad |= col_copy(st, 0, d->device_hash, sizeof d->device_hash);
+    bad |= col_copy(st, 1, d->user_code, sizeof d->user_code);
+    bad |= col_copy(st, 2, d->status, sizeof d->status);
+    bad |= col_copy(st, 3, d->user_id, sizeof d->user_id);
+    d->created_at = sqlite3_column_int64(st, 4);
+    d->expires_at = sqlite3_column_int64(st, 5);
+    d->last_poll_at = sqlite3_column_int64(st, 6);
+    d->interval_s = (int)sqlite3_column_int64(st, 7);
+    return bad ? SPELL_EIO : SPELL_OK;
+}
+
+static int user_code_ok(const char *code)
+{
+    size_t i;
+
+    if (!code || strnlen(code, STORE_USER_CODE_SIZE) != STORE_USER_CODE_SIZE - 1)
+        return SPELL_EINVAL;
+    for (i = 0; i < STORE_USER_CODE_SIZE - 1; i++) {
+        if (code[i] < 'A' || code[i] > 'Z')
+            return SPELL_EINVAL;
+    }
+    return SPELL_OK;
+}
+
+static int device_load(struct conn *c, const char *where, const char *key,
+                       struct store_device *out)
+{
+    char sql[256];
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    snprintf(sql, sizeof sql, "SELECT " DEVICE_COLS " FROM device_grants WHERE %s = ?", where);
+    if ((rc = raw_query(c, sql, &st, "t", key)) == SPELL_OK) {
+        rc = step(st);
+        if (rc == 0)
+            rc = SPELL_ENOTFOUND;
+        else if (rc == 1)
+            rc = device_row(st, out);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_device_create(struct store *s, const struct store_device *d)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int rc;
+
+    if (!d || hash_ok(d->device_hash) != SPELL_OK || user_code_ok(d->user_code) != SPELL_OK ||
+        d->created_at < 0 || d->expires_at <= d->created_at || d->interval_s < 1)
+        return SPELL_EINVAL;
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    rc = raw_run(c, "INSERT INTO device_grants (" DEVICE_COLS ") VALUES"
+                    " (?, ?, 'pending', NULL, ?, ?, 0, ?)", NULL, "ttiii", d->device_hash,
+                 d->user_code, d->created_at, d->expires_at, (int64_t)d->interval_s);
+    rc = tx_end(ss, c, 1, rc);
+out:
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_device_by_user_code(struct store *s, const char *user_code, int64_t now_ms,
+                                  struct store_device *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int rc;
+
+    if (!out)
+        return SPELL_EINVAL;
+    memset(out, 0, sizeof *out);
+    if ((rc = user_code_ok(user_code)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    rc = device_load(c, "user_code", user_code, out);
+    if (rc == SPELL_OK && (strcmp(out->status, "pending") != 0 || out->expires_at <= now_ms))
+        rc = SPELL_ENOTFOUND;
+    if (rc != SPELL_OK)
+        memset(out, 0, sizeof *out);
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_device_decide(struct store *s, const char *user_code, const char *user_id,
+                            int64_t now_ms)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int64_t n = 0;
+    int rc;
+
+    if ((rc = user_code_ok(user_code)) != SPELL_OK ||
+        (user_id && (rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK))
+        return rc;
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    rc = raw_run(c, "UPDATE device_grants SET status = ?, user_id = ? WHERE user_code = ?"
+                    " AND status = 'pending' AND expires_at > ?", &n, "ttti",
+                 user_id ? "approved" : "denied", user_id, user_code, now_ms);
+    if (rc == SPELL_OK && n == 0)
+        rc = SPELL_ENOTFOUND;
+    rc = tx_end(ss, c, 1, rc);
+out:
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_device_poll(struct store *s, const char *device_hash, int64_t now_ms,
+                          int slow_down_step_s, int *outcome, struct store_device *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int rc;
+
+    if (!outcome || !out || slow_down_step_s < 0)
+        return SPELL_EINVAL;
+    memset(out, 0, sizeof *out);
+    *outcome = STORE_DEVICE_INVALID;
+    if ((rc = hash_ok(device_hash)) != SPELL_OK)
+        return rc;
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    rc = device_load(c, "device_hash", device_hash, out);
+    if (rc == SPELL_ENOTFOUND) {
+        rc = SPELL_OK;
+    } else if (rc == SPELL_OK && strcmp(out->status, "consumed") == 0) {
+        *outcome = STORE_DEVICE_INVALID;
+    } else if (rc == SPELL_OK && out->expires_at <= now_ms) {
+        *outcome = STORE_DEVICE_EXPIRED;
+    } else if (rc == SPELL_OK && out->last_poll_at > 0 &&
+               now_ms - out->last_poll_at < (int64_t)out->interval_s * 1000) {
+        *outcome = STORE_DEVICE_SLOW_DOWN;
+        if (out->interval_s <= STORE_DEVICE_INTERVAL_MAX - slow_down_step_s)
+            out->interval_s += slow_down_step_s;
+        rc = raw_run(c, "UPDATE device_grants SET last_poll_at = ?, interval_s = ?"
+                        " WHERE device_hash = ?", NULL, "iit", now_ms,
+                     (int64_t)out->interval_s, device_hash);
+    } else if (rc == SPELL_OK) {
+        if (strcmp(out->status, "approved") == 0)
+            *outcome = STORE_DEVICE_APPROVED;
+        else if (strcmp(out->status, "denied") == 0)
+            *outcome = STORE_DEVICE_DENIED;
+        else
+            *outcome = STORE_DEVICE_PENDING;
+        /* An approval is handed out once: the grant is spent here, in the
+         * same transaction that read it. */
+        rc = raw_run(c, "UPDATE device_grants SET last_poll_at = ?,"
+                        " status = CASE WHEN status = 'approved' THEN 'consumed' ELSE status END"
+                        " WHERE device_hash = ?", NULL, "it", now_ms, device_hash);
+    }
+    rc = tx_end(ss, c, 1, rc);
+    if (rc != SPELL_OK)
+        *outcome = STORE_DEVICE_INVALID;
+out:
+    conn_put(ss, c);
+    return rc;
+}
+
+static int sq_devices_purge(struct store *s, int64_t before_ms, int64_t *removed)
+{
+    struct sqlite_store *ss = sq(s);
+    struct conn *c;
+    int64_t n = 0;
+    int rc;
+
+    c = conn_get(ss);
+    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+        goto out;
+    rc = raw_run(c, "DELETE FROM device_grants WHERE expires_at <= ?", &n, "i", before_ms);
+    rc = tx_end(ss, c, 1, rc);
+out:
+    if (removed)
+        *removed = rc == SPELL_OK ? n : 0;
+    conn_put(ss, c);
+    return rc;
+}
 
 static const struct store_ops sqlite_ops = {
     .close = sq_close,
@@ -3223,9 +4204,12 @@ static const struct store_ops sqlite_ops = {
     .idem_begin = sq_idem_begin,
     .idem_finish = sq_idem_finish,
     .idem_abandon = sq_idem_abandon,
+    .idem_lookup = sq_idem_lookup,
+    .idem_put = sq_idem_put,
     .idem_purge = sq_idem_purge,
     .cast_reserve = sq_cast_reserve,
     .cast_start = sq_cast_start,
+    .cast_start_progress = sq_cast_start_progress,
     .cast_progress = sq_cast_progress,
     .cast_set_run_url = sq_cast_set_run_url,
     .cast_settle = sq_cast_settle,
@@ -3240,6 +4224,25 @@ static const struct store_ops sqlite_ops = {
     .ledger_verify = sq_ledger_verify,
     .user_export = sq_user_export,
     .user_erase = sq_user_erase,
+    .billing_get = sq_billing_get,
+    .billing_by_customer = sq_billing_by_customer,
+    .billing_customer_set = sq_billing_customer_set,
+    .billing_event_seen = sq_billing_event_seen,
+    .billing_event_apply = sq_billing_event_apply,
+    .billing_invoice_get = sq_billing_invoice_get,
+    .billing_invoice_record = sq_billing_invoice_record,
+    .billing_usage_users = sq_billing_usage_users,
+    .cast_set_run = sq_cast_set_run,
+    .cast_run_id = sq_cast_run_id,
+    .cast_by_run_id = sq_cast_by_run_id,
+    .delivery_seen = sq_delivery_seen,
+    .delivery_record = sq_delivery_record,
+    .user_upsert_github = sq_user_upsert_github,
+    .device_create = sq_device_create,
+    .device_by_user_code = sq_device_by_user_code,
+    .device_decide = sq_device_decide,
+    .device_poll = sq_device_poll,
+    .devices_purge = sq_devices_purge,
 };
 
 int store_sqlite_open(const char *path, struct store **out)

@@ -52,11 +52,18 @@ struct store_ops {
     int (*idem_finish)(struct store *s, const char *user_id, const char *key, int status,
                        const char *body, size_t len);
     int (*idem_abandon)(struct store *s, const char *user_id, const char *key);
+    int (*idem_lookup)(struct store *s, const char *user_id, const char *key,
+                       const char *request_hash, int64_t now_ms, struct store_idem *out);
+    int (*idem_put)(struct store *s, const char *user_id, const char *key,
+                    const char *request_hash, int64_t now_ms, int status, const char *body,
+                    size_t len, struct store_idem *out);
     int (*idem_purge)(struct store *s, int64_t now_ms, int64_t *removed);
 
     int (*cast_reserve)(struct store *s, const struct store_reserve *req,
                         struct store_reserve_result *out);
     int (*cast_start)(struct store *s, const char *cast_id, const char *run_url, int64_t now_ms);
+    int (*cast_start_progress)(struct store *s, const char *cast_id, const char *run_url,
+                               int progress, const char *message, int64_t now_ms);
     int (*cast_progress)(struct store *s, const char *cast_id, int progress, const char *message,
                          int64_t now_ms);
     int (*cast_set_run_url)(struct store *s, const char *cast_id, const char *run_url);
@@ -86,6 +93,41 @@ struct store_ops {
 
     int (*user_export)(struct store *s, const char *user_id, struct spell_buf *out);
     int (*user_erase)(struct store *s, const char *user_id);
+
+    int (*billing_get)(struct store *s, const char *user_id, struct store_billing *out);
+    int (*billing_by_customer)(struct store *s, const char *customer_id,
+                               struct store_billing *out);
+    int (*billing_customer_set)(struct store *s, const char *user_id, const char *customer_id,
+                                int64_t now_ms);
+    int (*billing_event_seen)(struct store *s, const char *event_id, int *seen);
+    int (*billing_event_apply)(struct store *s, const struct store_billing_event *ev,
+                               int64_t now_ms, int *duplicate, int *applied);
+    int (*billing_invoice_get)(struct store *s, const char *user_id, const char *period,
+                               char *out);
+    int (*billing_invoice_record)(struct store *s, const char *user_id, const char *period,
+                                  const char *invoice_id, int64_t amount_cents, int64_t now_ms,
+                                  int64_t *ledger_seq);
+    int (*billing_usage_users)(struct store *s, const char *period,
+                               int (*fn)(void *ud, const char *user_id, int64_t spent_cents),
+                               void *ud);
+
+    int (*cast_set_run)(struct store *s, const char *cast_id, int64_t run_id,
+                        const char *run_url);
+    int (*cast_run_id)(struct store *s, const char *cast_id, int64_t *run_id);
+    int (*cast_by_run_id)(struct store *s, int64_t run_id, char cast_id[STORE_ID_SIZE]);
+    int (*delivery_seen)(struct store *s, const char *delivery_id, int *seen);
+    int (*delivery_record)(struct store *s, const char *delivery_id, const char *event,
+                           int64_t now_ms);
+    int (*user_upsert_github)(struct store *s, int64_t github_id, const struct store_user *u,
+                              int64_t now_ms, struct store_user *out, int *created);
+    int (*device_create)(struct store *s, const struct store_device *d);
+    int (*device_by_user_code)(struct store *s, const char *user_code, int64_t now_ms,
+                               struct store_device *out);
+    int (*device_decide)(struct store *s, const char *user_code, const char *user_id,
+                         int64_t now_ms);
+    int (*device_poll)(struct store *s, const char *device_hash, int64_t now_ms,
+                       int slow_down_step_s, int *outcome, struct store_device *out);
+    int (*devices_purge)(struct store *s, int64_t before_ms, int64_t *removed);
 };
 
 struct store {

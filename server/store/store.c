@@ -247,6 +247,19 @@ int store_idem_abandon(struct store *s, const char *user_id, const char *key)
     FORWARD(idem_abandon, user_id, key);
 }
 
+int store_idem_lookup(struct store *s, const char *user_id, const char *key,
+                      const char *request_hash, int64_t now_ms, struct store_idem *out)
+{
+    FORWARD(idem_lookup, user_id, key, request_hash, now_ms, out);
+}
+
+int store_idem_put(struct store *s, const char *user_id, const char *key,
+                   const char *request_hash, int64_t now_ms, int status, const char *body,
+                   size_t len, struct store_idem *out)
+{
+    FORWARD(idem_put, user_id, key, request_hash, now_ms, status, body, len, out);
+}
+
 int store_idem_purge(struct store *s, int64_t now_ms, int64_t *removed)
 {
     FORWARD(idem_purge, now_ms, removed);
@@ -263,6 +276,12 @@ int store_cast_start(struct store *s, const char *cast_id, const char *run_url, 
     FORWARD(cast_start, cast_id, run_url, now_ms);
 }
 
+int store_cast_start_progress(struct store *s, const char *cast_id, const char *run_url,
+                              int progress, const char *message, int64_t now_ms)
+{
+    FORWARD(cast_start_progress, cast_id, run_url, progress, message, now_ms);
+}
+
 int store_cast_progress(struct store *s, const char *cast_id, int progress, const char *message,
                         int64_t now_ms)
 {
@@ -272,6 +291,32 @@ int store_cast_progress(struct store *s, const char *cast_id, int progress, cons
 int store_cast_set_run_url(struct store *s, const char *cast_id, const char *run_url)
 {
     FORWARD(cast_set_run_url, cast_id, run_url);
+}
+
+int store_cast_set_run(struct store *s, const char *cast_id, int64_t run_id, const char *run_url)
+{
+    FORWARD(cast_set_run, cast_id, run_id, run_url);
+}
+
+int store_cast_run_id(struct store *s, const char *cast_id, int64_t *run_id)
+{
+    FORWARD(cast_run_id, cast_id, run_id);
+}
+
+int store_cast_by_run_id(struct store *s, int64_t run_id, char cast_id[STORE_ID_SIZE])
+{
+    FORWARD(cast_by_run_id, run_id, cast_id);
+}
+
+int store_delivery_seen(struct store *s, const char *delivery_id, int *seen)
+{
+    FORWARD(delivery_seen, delivery_id, seen);
+}
+
+int store_delivery_record(struct store *s, const char *delivery_id, const char *event,
+                          int64_t now_ms)
+{
+    FORWARD(delivery_record, delivery_id, event, now_ms);
 }
 
 int store_cast_settle(struct store *s, const char *cast_id, int64_t cost_cents,
@@ -343,4 +388,87 @@ int store_user_export(struct store *s, const char *user_id, struct spell_buf *ou
 int store_user_erase(struct store *s, const char *user_id)
 {
     FORWARD(user_erase, user_id);
+}
+
+int store_billing_get(struct store *s, const char *user_id, struct store_billing *out)
+{
+    FORWARD(billing_get, user_id, out);
+}
+
+int store_billing_by_customer(struct store *s, const char *customer_id,
+                              struct store_billing *out)
+{
+    FORWARD(billing_by_customer, customer_id, out);
+}
+
+int store_billing_customer_set(struct store *s, const char *user_id, const char *customer_id,
+                               int64_t now_ms)
+{
+    FORWARD(billing_customer_set, user_id, customer_id, now_ms);
+}
+
+int store_billing_event_seen(struct store *s, const char *event_id, int *seen)
+{
+    FORWARD(billing_event_seen, event_id, seen);
+}
+
+int store_billing_event_apply(struct store *s, const struct store_billing_event *ev,
+                              int64_t now_ms, int *duplicate, int *applied)
+{
+    FORWARD(billing_event_apply, ev, now_ms, duplicate, applied);
+}
+
+int store_billing_invoice_get(struct store *s, const char *user_id, const char *period,
+                              char *out)
+{
+    FORWARD(billing_invoice_get, user_id, period, out);
+}
+
+int store_billing_invoice_record(struct store *s, const char *user_id, const char *period,
+                                 const char *invoice_id, int64_t amount_cents, int64_t now_ms,
+                                 int64_t *ledger_seq)
+{
+    FORWARD(billing_invoice_record, user_id, period, invoice_id, amount_cents, now_ms,
+            ledger_seq);
+}
+
+int store_billing_usage_users(struct store *s, const char *period,
+                              int (*fn)(void *ud, const char *user_id, int64_t spent_cents),
+                              void *ud)
+{
+    FORWARD(billing_usage_users, period, fn, ud);
+}
+
+int store_user_upsert_github(struct store *s, int64_t github_id, const struct store_user *u,
+                             int64_t now_ms, struct store_user *out, int *created)
+{
+    FORWARD(user_upsert_github, github_id, u, now_ms, out, created);
+}
+
+int store_device_create(struct store *s, const struct store_device *d)
+{
+    FORWARD(device_create, d);
+}
+
+int store_device_by_user_code(struct store *s, const char *user_code, int64_t now_ms,
+                              struct store_device *out)
+{
+    FORWARD(device_by_user_code, user_code, now_ms, out);
+}
+
+int store_device_decide(struct store *s, const char *user_code, const char *user_id,
+                        int64_t now_ms)
+{
+    FORWARD(device_decide, user_code, user_id, now_ms);
+}
+
+int store_device_poll(struct store *s, const char *device_hash, int64_t now_ms,
+                      int slow_down_step_s, int *outcome, struct store_device *out)
+{
+    FORWARD(device_poll, device_hash, now_ms, slow_down_step_s, outcome, out);
+}
+
+int store_devices_purge(struct store *s, int64_t before_ms, int64_t *removed)
+{
+    FORWARD(devices_purge, before_ms, removed);
 }

@@ -53,7 +53,7 @@ enum store_rc {
 };
 
 /* The schema version this binary writes and understands. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 4
 
 /* Caps of the stored text fields, NUL included. */
 #define STORE_ID_SIZE 48            /* "cst_" + ULID is 30; room for other prefixes */
@@ -296,6 +296,21 @@ int store_idem_finish(struct store *s, const char *user_id, const char *key, int
                       const char *body, size_t len);
 /* Forgets an in-flight record so a retry can run (after a 5xx). */
 int store_idem_abandon(struct store *s, const char *user_id, const char *key);
+/* The one-commit form for callers that decide their answer in one step.
+ * store_idem_lookup() reads (user, key) and writes nothing: STORE_IDEM_NEW
+ * means no live record exists and none was made; REPLAY, MISMATCH and
+ * IN_FLIGHT (a record left in flight by store_idem_begin()) are as above.
+ * store_idem_put() then stores the final answer (status 100..599, body at
+ * most STORE_RESPONSE_MAX bytes) in one transaction, replacing an expired
+ * record; when a live record exists meanwhile (two requests with one key
+ * racing) it writes nothing and fills out as store_idem_lookup() would,
+ * else out->state is STORE_IDEM_NEW.  A reservation stores its own answer
+ * the same way (store_reserve.request_hash). */
+int store_idem_lookup(struct store *s, const char *user_id, const char *key,
+                      const char *request_hash, int64_t now_ms, struct store_idem *out);
+int store_idem_put(struct store *s, const char *user_id, const char *key,
+                   const char *request_hash, int64_t now_ms, int status, const char *body,
+                   size_t len, struct store_idem *out);
 int store_idem_purge(struct store *s, int64_t now_ms, int64_t *removed);
 void store_idem_clear(struct store_idem *r);
 
@@ -376,6 +391,13 @@ struct store_reserve {
     int (*respond)(void *ud, const struct store_reserve_result *r, int *status,
                    struct spell_buf *body);
     void *respond_ud;
+    /* NULL: as above.  Else the request hash (SHA-256 hex) of a caller
+     * that looked the key up with store_idem_lookup() and made no record:
+     * the record is created here, done, with respond()'s answer, in the
+     * reservation's transaction.  When a live record exists under the key
+     * by then (a racing request) nothing is written and the result is
+     * STORE_ECONFLICT: look the key up again for the answer. */
+    const char *request_hash;
 };
 
 /* Reserves the estimate and creates the cast (see the top of the file).
@@ -387,6 +409,12 @@ int store_cast_reserve(struct store *s, const struct store_reserve *req,
  * STORE_ECONFLICT when the cast is not queued. */
 int store_cast_start(struct store *s, const char *cast_id, const char *run_url, int64_t now_ms);
 
+/* store_cast_start and then store_cast_progress in one transaction (one
+ * commit instead of two): the events cast.started and cast.progress.  For
+ * an executor that starts a cast when its program first reports. */
+int store_cast_start_progress(struct store *s, const char *cast_id, const char *run_url,
+                              int progress, const char *message, int64_t now_ms);
+
 /* Records progress (0..100) and a message on a running (or queued) cast
  * with the event cast.progress.  STORE_ECONFLICT once it finished. */
 int store_cast_progress(struct store *s, const char *cast_id, int progress, const char *message,
@@ -394,6 +422,22 @@ int store_cast_progress(struct store *s, const char *cast_id, int progress, cons
 
 /* Sets run_url (a workflow run found after the start). */
 int store_cast_set_run_url(struct store *s, const char *cast_id, const char *run_url);
+
+/* Workflow casts (GitHub Actions).  store_cast_set_run records the run a
+ * cast dispatched (run_id > 0; run_url NULL keeps the current one);
+ * store_cast_run_id reads it back (0 when none is known yet);
+ * store_cast_by_run_id finds the cast of a run (SPELL_ENOTFOUND when
+ * none). */
+int store_cast_set_run(struct store *s, const char *cast_id, int64_t run_id, const char *run_url);
+int store_cast_run_id(struct store *s, const char *cast_id, int64_t *run_id);
+int store_cast_by_run_id(struct store *s, int64_t run_id, char cast_id[STORE_ID_SIZE]);
+
+/* GitHub webhook deliveries (X-GitHub-Delivery, at most 95 bytes):
+ * whether one was processed, and recording it once its effect is done
+ * (STORE_ECONFLICT when it already was). */
+int store_delivery_seen(struct store *s, const char *delivery_id, int *seen);
+int store_delivery_record(struct store *s, const char *delivery_id, const char *event,
+                          int64_t now_ms);
 
 struct store_settle_result {
     /* What the caster is charged: the cost reported, capped at the
@@ -518,6 +562,62 @@ int store_ledger_list(struct store *s, int64_t after_seq, int limit,
  * *checked (may be NULL) receives the number of entries read. */
 int store_ledger_verify(struct store *s, int64_t *checked, int64_t *bad_seq);
 
+/* ---- GitHub identities and device grants ----------------------------- */
+
+/*
+ * The user signed in as GitHub account github_id.  When the account is
+ * linked already, its user's login, name, email and avatar_url are
+ * refreshed from u; otherwise u (id, role and created_at included) is
+ * created and linked, and *created is set.  STORE_ECONFLICT when the login
+ * belongs to another user (a local account is never taken over).
+ */
+int store_user_upsert_github(struct store *s, int64_t github_id, const struct store_user *u,
+                             int64_t now_ms, struct store_user *out, int *created);
+
+#define STORE_USER_CODE_SIZE 9          /* 8 letters A-Z, no dash */
+#define STORE_DEVICE_INTERVAL_MAX 300   /* seconds; slow_down stops growing there */
+
+/* A device authorization grant (RFC 8628). */
+struct store_device {
+    char device_hash[STORE_HASH_HEX_SIZE];  /* SHA-256 hex of the device code */
+    char user_code[STORE_USER_CODE_SIZE];
+    char status[STORE_WORD_SIZE];   /* pending, approved, denied, consumed */
+    char user_id[STORE_ID_SIZE];    /* who approved; "" otherwise */
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t last_poll_at;           /* 0 before the first poll */
+    int interval_s;                 /* seconds the client must wait between polls */
+};
+
+enum store_device_outcome {
+    STORE_DEVICE_PENDING,
+    STORE_DEVICE_SLOW_DOWN,     /* polled sooner than interval_s: it grew */
+    STORE_DEVICE_EXPIRED,
+    STORE_DEVICE_DENIED,
+    STORE_DEVICE_APPROVED,      /* spent by this poll: out->user_id is the user */
+    STORE_DEVICE_INVALID,       /* unknown, or its approval was handed out already */
+};
+
+/* A new pending grant (device_hash, user_code, created_at, expires_at,
+ * interval_s are read).  STORE_ECONFLICT when the hash or the user code
+ * is taken. */
+int store_device_create(struct store *s, const struct store_device *d);
+/* The pending, unexpired grant with this user code; SPELL_ENOTFOUND
+ * otherwise. */
+int store_device_by_user_code(struct store *s, const char *user_code, int64_t now_ms,
+                              struct store_device *out);
+/* Approves (user_id) or denies (user_id NULL) a pending, unexpired grant;
+ * SPELL_ENOTFOUND otherwise (so a user code is used once). */
+int store_device_decide(struct store *s, const char *user_code, const char *user_id,
+                        int64_t now_ms);
+/* One poll of the token endpoint, in one transaction: *outcome says what
+ * to answer.  Polling sooner than interval_s after the last poll is
+ * SLOW_DOWN and adds slow_down_step_s to the interval (RFC 8628 §3.5). */
+int store_device_poll(struct store *s, const char *device_hash, int64_t now_ms,
+                      int slow_down_step_s, int *outcome, struct store_device *out);
+/* Deletes grants that expired at or before before_ms. */
+int store_devices_purge(struct store *s, int64_t before_ms, int64_t *removed);
+
 /* ---- Privacy --------------------------------------------------------- */
 
 /* Everything the platform holds about a user, as one JSON document
@@ -529,5 +629,95 @@ int store_user_export(struct store *s, const char *user_id, struct spell_buf *ou
 /* Deletes the user and every row about them in one transaction; their
  * ledger entries stay, with the amounts, and lose the user link. */
 int store_user_erase(struct store *s, const char *user_id);
+
+/* ---- Billing (Stripe) ------------------------------------------------ */
+
+/*
+ * What the platform keeps of a user's billing account at the provider:
+ * the customer id (created once), the card on file (brand, last 4, expiry;
+ * never the number) and whether an invoice payment failed and no invoice
+ * was paid since.  Webhook events are recorded by id in the same
+ * transaction as their effect, so each is applied once however often the
+ * provider delivers it.  Monthly invoices are recorded per (user, period)
+ * with their ledger `invoice` entry in one transaction.
+ */
+#define STORE_PROVIDER_ID_SIZE 256  /* "cus_...", "pm_...", "evt_...", "in_..." */
+#define STORE_BRAND_SIZE 33         /* "visa", "american_express", ... */
+
+struct store_billing {
+    char user_id[STORE_ID_SIZE];
+    char customer_id[STORE_PROVIDER_ID_SIZE];       /* "" until created */
+    /* The card on file; payment_method_id is "" when there is none. */
+    char payment_method_id[STORE_PROVIDER_ID_SIZE];
+    char brand[STORE_BRAND_SIZE];
+    char last4[5];
+    int exp_month;
+    int exp_year;
+    /* 1 from an invoice.payment_failed until the next invoice.paid. */
+    int payment_failed;
+    int64_t updated_at;
+};
+
+/* The user's billing row; SPELL_ENOTFOUND when there is none. */
+int store_billing_get(struct store *s, const char *user_id, struct store_billing *out);
+/* The billing row holding this customer id; SPELL_ENOTFOUND when none. */
+int store_billing_by_customer(struct store *s, const char *customer_id,
+                              struct store_billing *out);
+/* Records the user's customer id.  Setting the id already recorded is
+ * SPELL_OK; another one is STORE_ECONFLICT (a customer is created once);
+ * an unknown user SPELL_ENOTFOUND. */
+int store_billing_customer_set(struct store *s, const char *user_id, const char *customer_id,
+                               int64_t now_ms);
+
+enum store_billing_effect {
+    STORE_BILLING_NONE = 0,         /* recorded, nothing else changes */
+    /* The card becomes the one on file; when the user never set a limit,
+     * the standing hard limit becomes STORE_DEFAULT_HARD_LIMIT_CENTS. */
+    STORE_BILLING_CARD_SET = 1,
+    /* The card with payment_method_id is no longer on file. */
+    STORE_BILLING_CARD_REMOVED = 2,
+    STORE_BILLING_PAYMENT_FAILED = 3,
+    STORE_BILLING_INVOICE_PAID = 4,
+};
+
+struct store_billing_event {
+    const char *event_id;           /* the provider's event id */
+    const char *type;               /* e.g. "invoice.paid" */
+    enum store_billing_effect effect;
+    /* Whose account (CARD_SET, PAYMENT_FAILED, INVOICE_PAID); an
+     * unknown customer makes the effect a no-op. */
+    const char *customer_id;
+    /* CARD_SET and CARD_REMOVED. */
+    const char *payment_method_id;
+    /* CARD_SET. */
+    const char *brand;
+    const char *last4;
+    int exp_month;
+    int exp_year;
+};
+
+/* 1 in *seen when the event id was recorded before. */
+int store_billing_event_seen(struct store *s, const char *event_id, int *seen);
+/* Records the event id and applies its effect in one transaction.  An id
+ * recorded before: SPELL_OK with *duplicate 1 and nothing changed.
+ * *applied (may be NULL) is 1 when the effect changed a billing row. */
+int store_billing_event_apply(struct store *s, const struct store_billing_event *ev,
+                              int64_t now_ms, int *duplicate, int *applied);
+
+/* The invoice recorded for (user, period): its provider id in out
+ * (STORE_PROVIDER_ID_SIZE bytes); SPELL_ENOTFOUND when none. */
+int store_billing_invoice_get(struct store *s, const char *user_id, const char *period,
+                              char *out);
+/* Records (user, period) as invoiced with the provider's invoice id and
+ * appends the ledger `invoice` entry of amount_cents, in one transaction;
+ * STORE_ECONFLICT when the pair was recorded before. */
+int store_billing_invoice_record(struct store *s, const char *user_id, const char *period,
+                                 const char *invoice_id, int64_t amount_cents, int64_t now_ms,
+                                 int64_t *ledger_seq);
+/* Calls fn for every user with spent_cents > 0 in period, by user id; a
+ * nonzero return from fn stops the walk with SPELL_EABORT. */
+int store_billing_usage_users(struct store *s, const char *period,
+                              int (*fn)(void *ud, const char *user_id, int64_t spent_cents),
+                              void *ud);
 
 #endif

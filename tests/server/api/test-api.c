@@ -38,6 +38,7 @@
 #include "sse_hub.h"
 #include "store.h"
 #include "tap.h"
+#include "workflow.h"
 
 /* 2026-11-22T10:00:00Z */
 #define T0 INT64_C(1795341600000)
@@ -172,6 +173,20 @@ int exec_cancel(struct executor *e, const char *cast_id)
 {
     (void)e;
     return lifecycle_cancel(&W.srv, cast_id);
+}
+
+/* The workflow executor's cast-time check (server/exec/workflow.c, tested
+ * in tests/server/workflow/): every input passes here. */
+int workflow_validate_inputs(const char *execution, const cJSON *inputs, char *field,
+                             size_t fieldlen, char *err, size_t errlen)
+{
+    (void)execution;
+    (void)inputs;
+    (void)field;
+    (void)fieldlen;
+    (void)err;
+    (void)errlen;
+    return SPELL_OK;
 }
 
 static void free_principal(void *p)
@@ -894,6 +909,33 @@ static void test_concurrent_one_key(void)
     CHECK_INT(fresh, 1);
     CHECK(ok);
     CHECK_INT(count_casts("u_race1"), 1);
+}
+
+/* A stored error races the same way: one request stores the 400, the
+ * others are answered from its record; nothing is cast. */
+static void test_concurrent_one_key_invalid(void)
+{
+    struct racer rs[16];
+    pthread_t t[16];
+    int fresh = 0, ok = 1;
+
+    user_add("u_race3");
+    for (int i = 0; i < 16; i++) {
+        rs[i] = (struct racer){"u_race3", "thumbnail", "", 0, 0};
+        snprintf(rs[i].key, sizeof rs[i].key, "bad-one");
+        pthread_create(&t[i], NULL, race, &rs[i]);
+    }
+    for (int i = 0; i < 16; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 16; i++) {
+        if (rs[i].status != 400)
+            ok = 0;
+        else if (!rs[i].replayed)
+            fresh++;
+    }
+    CHECK(ok);
+    CHECK_INT(fresh, 1);
+    CHECK_INT(count_casts("u_race3"), 0);
 }
 
 static void test_concurrent_budget(void)
@@ -1638,6 +1680,7 @@ int main(void)
     RUN(test_cast_rate_limited);
     RUN(test_cast_submit_fails);
     RUN(test_concurrent_one_key);
+    RUN(test_concurrent_one_key_invalid);
     RUN(test_concurrent_budget);
     RUN(test_list_paging);
     RUN(test_get_cast);

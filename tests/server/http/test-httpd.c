@@ -606,9 +606,10 @@ static void test_query(void)
               "{\"a\":\"1\",\"b\":\"hello world x\",\"c\":\"\",\"missing\":null}");
     reply_free(&r);
 
-    /* Too many parameters. */
+    /* Too many parameters: one past the cap of 32 (far more do not fit
+     * the 3 KiB connection pool, and MHD refuses them itself). */
     strcpy(path, "/q?");
-    for (int i = 0; i < 40; i++)
+    for (int i = 0; i < 33; i++)
         snprintf(path + strlen(path), sizeof path - strlen(path), "p%d=%d&", i, i);
     request("GET", path, NULL, NULL, 0, 0, &r);
     CHECK_INT(r.status, 400);

@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include "spell/clock.h"
 #include "spell/crypto.h"
 #include "spell/errors.h"
 #include "tap.h"
@@ -165,7 +166,7 @@ static void test_open_fresh_and_reopen(void)
     CHECK_INT(store_open(d.path, &d.s), SPELL_OK);
     CHECK_INT(store_schema_version(d.s, &v), SPELL_OK);
     CHECK_INT(v, STORE_SCHEMA_VERSION);
-    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM schema_migrations"), STORE_SCHEMA_VERSION);
     CHECK_INT(raw_int(d.path, "PRAGMA journal_mode = WAL") >= 0, 1);
     {
         struct store_user u;
@@ -216,7 +217,7 @@ static void test_open_sqlite_url(void)
     d.s = NULL;
     CHECK_INT(store_open(url, &d.s), SPELL_OK);
     CHECK(d.s != NULL);
-    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM schema_migrations"), 1);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM schema_migrations"), STORE_SCHEMA_VERSION);
     db_close(&d);
 }
 
@@ -242,12 +243,17 @@ static void test_open_refuses_newer_schema(void)
     CHECK_INT(db_open(&d), SPELL_OK);
     store_close(d.s);
     d.s = NULL;
-    CHECK_INT(raw_exec(d.path, "INSERT INTO schema_migrations (version, name)"
-                               " VALUES (2, 'from the future')"), 0);
+    {
+        char sql[128];
+        snprintf(sql, sizeof sql, "INSERT INTO schema_migrations (version, name)"
+                                  " VALUES (%d, 'from the future')", STORE_SCHEMA_VERSION + 1);
+        CHECK_INT(raw_exec(d.path, sql), 0);
+    }
     CHECK_INT(store_open(d.path, &d.s), STORE_ESCHEMA);
     CHECK(d.s == NULL);
     /* Nothing was changed. */
-    CHECK_INT(raw_int(d.path, "SELECT MAX(version) FROM schema_migrations"), 2);
+    CHECK_INT(raw_int(d.path, "SELECT MAX(version) FROM schema_migrations"),
+              STORE_SCHEMA_VERSION + 1);
     CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM users"), 0);
     db_close(&d);
 }
@@ -791,6 +797,51 @@ static void test_cast_lifecycle_and_settle(void)
     db_close(&d);
 }
 
+/* Start and first progress in one transaction: the same events, in order,
+ * as the two calls one after the other. */
+static void test_start_progress(void)
+{
+    struct db d;
+    struct store_reserve_result r;
+    struct store_cast c;
+    struct ev_seen es;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(reserve(d.s, "cst_1", "usr_1", 10, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_start_progress(d.s, "cst_1", NULL, -1, "x", T0 + 1), SPELL_EINVAL);
+    CHECK_INT(store_cast_start_progress(d.s, "cst_1", NULL, 101, "x", T0 + 1), SPELL_EINVAL);
+    CHECK_INT(store_cast_start_progress(d.s, "cst_1", NULL, 50, "bad\xff", T0 + 1), SPELL_EINVAL);
+    CHECK_INT(store_cast_start_progress(d.s, "cst_9", NULL, 50, "x", T0 + 1), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_start_progress(d.s, "cst_1", "https://ci.example/r", 50, "echoing",
+                                        T0 + 1000), SPELL_OK);
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &c), SPELL_OK);
+    CHECK_STR(c.status, "running");
+    CHECK_INT(c.progress, 50);
+    CHECK_STR(c.message, "echoing");
+    CHECK_STR(c.run_url, "https://ci.example/r");
+    CHECK_INT(c.started_at, T0 + 1000);
+    CHECK_INT(c.last_seq, 3);
+    store_cast_clear(&c);
+    memset(&es, 0, sizeof es);
+    CHECK_INT(store_events_after(d.s, "cst_1", 0, 0, ev_collect, &es), SPELL_OK);
+    CHECK_INT(es.n, 3);
+    CHECK_STR(es.types[1], "cast.started");
+    CHECK_INT(es.seqs[1], 2);
+    CHECK_STR(es.types[2], "cast.progress");
+    CHECK_INT(es.seqs[2], 3);
+    CHECK_STR(es.last_data, "{\"cast_id\":\"cst_1\",\"status\":\"running\",\"progress\":50,"
+                            "\"message\":\"echoing\",\"ts\":\"2026-11-22T08:00:01.000Z\"}");
+    /* Started already: nothing changes. */
+    CHECK_INT(store_cast_start_progress(d.s, "cst_1", NULL, 60, "again", T0 + 2000),
+              STORE_ECONFLICT);
+    CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &c), SPELL_OK);
+    CHECK_INT(c.progress, 50);
+    CHECK_INT(c.last_seq, 3);
+    store_cast_clear(&c);
+    db_close(&d);
+}
+
 static void test_release(void)
 {
     struct db d;
@@ -943,6 +994,197 @@ static void test_reserve_with_idempotency(void)
     CHECK_INT(store_cast_get(d.s, "cst_1", NULL, &got), SPELL_OK);
     CHECK_STR(got.idempotency_key, "idem-1");
     store_cast_clear(&got);
+    db_close(&d);
+}
+
+/* The one-commit form: lookup writes nothing, put stores a final answer
+ * once, and a reservation with request_hash creates the record itself. */
+static void test_idempotency_lookup_put(void)
+{
+    struct db d;
+    struct store_idem r;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h1, T0, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    /* Nothing was recorded: a second lookup is NEW again, and so is begin. */
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h2, T0, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+
+    CHECK_INT(store_idem_put(d.s, "usr_1", "k", h1, T0, 400, "{\"e\":1}", 7, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h1, T0 + 1, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_REPLAY);
+    CHECK_INT(r.status, 400);
+    CHECK_STR(r.body, "{\"e\":1}");
+    store_idem_clear(&r);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h2, T0 + 1, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_MISMATCH);
+    /* A second put under the live key writes nothing and reports it. */
+    CHECK_INT(store_idem_put(d.s, "usr_1", "k", h1, T0 + 2, 402, "{}", 2, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_REPLAY);
+    CHECK_INT(r.status, 400);
+    CHECK_STR(r.body, "{\"e\":1}");
+    store_idem_clear(&r);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "k", h2, T0 + 2, 402, "{}", 2, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_MISMATCH);
+    /* Expired at 24 h: lookup says NEW and put replaces the record. */
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h2, T0 + STORE_IDEM_TTL_MS, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "k", h2, T0 + STORE_IDEM_TTL_MS, 402, "{}", 2, &r),
+              SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h2, T0 + STORE_IDEM_TTL_MS + 1, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_REPLAY);
+    CHECK_INT(r.status, 402);
+    store_idem_clear(&r);
+    /* A record left in flight by begin is IN_FLIGHT to both. */
+    CHECK_INT(store_idem_begin(d.s, "usr_1", "f", h1, T0, &r), SPELL_OK);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "f", h1, T0, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_IN_FLIGHT);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "f", h1, T0, 400, "{}", 2, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_IN_FLIGHT);
+
+    /* Arguments. */
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "", h1, T0, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", "", T0, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h1, -1, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k", h1, T0, NULL), SPELL_EINVAL);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "p", h1, T0, 99, "{}", 2, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "p", h1, T0, 600, "{}", 2, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "p", h1, T0, 400, NULL, 2, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "p", h1, T0, 400, "{\0}", 3, &r), SPELL_EINVAL);
+    CHECK_INT(store_idem_put(d.s, "usr_1", "p", h1, T0, 400, "{}", STORE_RESPONSE_MAX + 1, &r),
+              SPELL_ETOOBIG);
+    CHECK_INT(store_idem_put(d.s, "usr_9", "p", h1, T0, 400, "{}", 2, &r), SPELL_ENOTFOUND);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "p", h1, T0, &r), SPELL_OK);
+    CHECK_INT(r.state, STORE_IDEM_NEW);
+    db_close(&d);
+}
+
+static void test_reserve_creates_record(void)
+{
+    struct db d;
+    struct store_cast c, got;
+    struct store_reserve req;
+    struct store_reserve_result r;
+    struct store_idem im;
+    struct responder rp;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    cast_init(&c, "cst_1", "usr_1", 100);
+    memset(&req, 0, sizeof req);
+    memset(&rp, 0, sizeof rp);
+    req.cast = &c;
+    req.now_ms = T0;
+    req.respond = respond_fn;
+    req.respond_ud = &rp;
+    req.request_hash = h1;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_EINVAL);    /* a hash without a key */
+    strcpy(c.idempotency_key, "one");
+    req.request_hash = "not hex\t";
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_EINVAL);
+    req.request_hash = h1;
+
+    /* No record beforehand: the reservation makes it, done, with its answer. */
+    rp.fail = 1;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_EABORT);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "one", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_NEW);    /* rolled back with the cast */
+    rp.fail = 0;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_OK);
+    CHECK_INT(r.outcome, STORE_RESERVED);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "one", h1, T0 + 1, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_REPLAY);
+    CHECK_INT(im.status, 202);
+    CHECK_STR(im.body, "{\"remaining\":4900}");
+    store_idem_clear(&im);
+
+    /* A racing request under the same key: nothing of it is written. */
+    cast_init(&c, "cst_2", "usr_1", 100);
+    strcpy(c.idempotency_key, "one");
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), STORE_ECONFLICT);
+    CHECK_INT(store_cast_get(d.s, "cst_2", NULL, &got), SPELL_ENOTFOUND);
+    CHECK_INT(ledger_count(d.path), 1);
+    /* ... also with another request hash. */
+    req.request_hash = h2;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), STORE_ECONFLICT);
+    CHECK_INT(store_cast_get(d.s, "cst_2", NULL, &got), SPELL_ENOTFOUND);
+
+    /* After 24 h the key is free again and the reservation replaces it. */
+    req.now_ms = T0 + STORE_IDEM_TTL_MS;
+    CHECK_INT(store_cast_reserve(d.s, &req, &r), SPELL_OK);
+    CHECK_INT(store_cast_get(d.s, "cst_2", NULL, &got), SPELL_OK);
+    store_cast_clear(&got);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "one", h2, req.now_ms, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_REPLAY);
+    store_idem_clear(&im);
+    db_close(&d);
+}
+
+struct key_racer {
+    struct store *s;
+    int index;
+    int rc;
+};
+
+static int respond_quiet(void *ud, const struct store_reserve_result *r, int *status,
+                         struct spell_buf *body)
+{
+    (void)ud;
+    (void)r;
+    *status = 202;
+    return spell_buf_addstr(body, "{}");
+}
+
+static void *race_one_key(void *arg)
+{
+    struct key_racer *kr = arg;
+    struct store_cast c;
+    struct store_reserve req;
+    struct store_reserve_result r;
+    char id[STORE_ID_SIZE];
+
+    snprintf(id, sizeof id, "cst_k%02d", kr->index);
+    cast_init(&c, id, "usr_1", 10);
+    strcpy(c.idempotency_key, "shared");
+    memset(&req, 0, sizeof req);
+    req.cast = &c;
+    req.now_ms = T0;
+    req.respond = respond_quiet;
+    req.request_hash = h1;
+    kr->rc = store_cast_reserve(kr->s, &req, &r);
+    return NULL;
+}
+
+static void test_reserve_one_key_race(void)
+{
+    struct db d;
+    struct key_racer kr[16];
+    pthread_t t[16];
+    int ok = 0, conflict = 0, other = 0;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    for (int i = 0; i < 16; i++) {
+        kr[i] = (struct key_racer){d.s, i, 0};
+        pthread_create(&t[i], NULL, race_one_key, &kr[i]);
+    }
+    for (int i = 0; i < 16; i++) {
+        pthread_join(t[i], NULL);
+        if (kr[i].rc == SPELL_OK)
+            ok++;
+        else if (kr[i].rc == STORE_ECONFLICT)
+            conflict++;
+        else
+            other++;
+    }
+    CHECK_INT(ok, 1);
+    CHECK_INT(conflict, 15);
+    CHECK_INT(other, 0);
+    CHECK_INT(ledger_count(d.path), 1);
     db_close(&d);
 }
 
@@ -1470,6 +1712,190 @@ static void test_erasure_keeps_ledger(void)
     db_close(&d);
 }
 
+/* ---- Workflow runs and GitHub deliveries ----------------------------- */
+
+static void test_workflow_run_and_deliveries(void)
+{
+    struct store_reserve_result r;
+    struct store_cast c;
+    char found[STORE_ID_SIZE];
+    int64_t run_id = -1;
+    int seen = -1;
+    struct db d;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(reserve(d.s, "cst_w1", "usr_1", 10, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_run_id(d.s, "cst_w1", &run_id), SPELL_OK);
+    CHECK(run_id == 0);
+    CHECK_INT(store_cast_by_run_id(d.s, 77, found), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_set_run(d.s, "cst_w1", 77, NULL), SPELL_OK);
+    CHECK_INT(store_cast_run_id(d.s, "cst_w1", &run_id), SPELL_OK);
+    CHECK(run_id == 77);
+    CHECK_INT(store_cast_get(d.s, "cst_w1", NULL, &c), SPELL_OK);
+    CHECK_STR(c.run_url, "");
+    store_cast_clear(&c);
+    CHECK_INT(store_cast_set_run(d.s, "cst_w1", 78, "https://github.com/o/r/actions/runs/78"),
+              SPELL_OK);
+    CHECK_INT(store_cast_get(d.s, "cst_w1", NULL, &c), SPELL_OK);
+    CHECK_STR(c.run_url, "https://github.com/o/r/actions/runs/78");
+    store_cast_clear(&c);
+    CHECK_INT(store_cast_by_run_id(d.s, 78, found), SPELL_OK);
+    CHECK_STR(found, "cst_w1");
+    CHECK_INT(store_cast_set_run(d.s, "cst_nope", 5, NULL), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_set_run(d.s, "cst_w1", 0, NULL), SPELL_EINVAL);
+    CHECK_INT(store_cast_set_run(d.s, "cst_w1", -3, NULL), SPELL_EINVAL);
+    CHECK_INT(store_cast_run_id(d.s, "cst_nope", &run_id), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_run_id(d.s, "bad id", &run_id), SPELL_EINVAL);
+
+    CHECK_INT(store_delivery_seen(d.s, "d-1", &seen), SPELL_OK);
+    CHECK_INT(seen, 0);
+    CHECK_INT(store_delivery_record(d.s, "d-1", "workflow_run", T0), SPELL_OK);
+    CHECK_INT(store_delivery_seen(d.s, "d-1", &seen), SPELL_OK);
+    CHECK_INT(seen, 1);
+    CHECK_INT(store_delivery_record(d.s, "d-1", "workflow_run", T0), STORE_ECONFLICT);
+    CHECK_INT(store_delivery_record(d.s, "", "workflow_run", T0), SPELL_EINVAL);
+    CHECK_INT(store_delivery_record(d.s, "a b", "workflow_run", T0), SPELL_EINVAL);
+    CHECK_INT(store_delivery_seen(d.s, NULL, &seen), SPELL_EINVAL);
+    db_close(&d);
+}
+
+static int count_users(void *ud, const char *user_id, int64_t spent_cents)
+{
+    int64_t *sum = ud;
+
+    (void)user_id;
+    *sum += spent_cents;
+    return 0;
+}
+
+static void test_billing(void)
+{
+    struct store_billing b;
+    struct store_billing_event ev;
+    struct store_budget bud;
+    struct store_reserve_result r;
+    struct store_settle_result sr;
+    char period[STORE_PERIOD_SIZE], inv[STORE_PROVIDER_ID_SIZE];
+    int64_t seq = 0, sum = 0, checked = 0, bad = 0;
+    int dup = -1, applied = -1, seen = -1;
+    struct db d;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_user(d.s, "usr_2", "bob");
+    CHECK_INT(store_billing_get(d.s, "usr_1", &b), SPELL_ENOTFOUND);
+    CHECK_INT(store_billing_customer_set(d.s, "usr_1", "cus_A", T0), SPELL_OK);
+    CHECK_INT(store_billing_customer_set(d.s, "usr_1", "cus_A", T0), SPELL_OK);
+    CHECK_INT(store_billing_customer_set(d.s, "usr_1", "cus_B", T0), STORE_ECONFLICT);
+    CHECK_INT(store_billing_customer_set(d.s, "usr_9", "cus_C", T0), SPELL_ENOTFOUND);
+    CHECK_INT(store_billing_customer_set(d.s, "usr_2", "cus_A", T0), STORE_ECONFLICT);
+    CHECK_INT(store_billing_customer_set(d.s, "usr_2", "bad id", T0), SPELL_EINVAL);
+    CHECK_INT(store_billing_by_customer(d.s, "cus_A", &b), SPELL_OK);
+    CHECK_STR(b.user_id, "usr_1");
+    CHECK_STR(b.payment_method_id, "");
+
+    /* A card: saved once, the $50 standing limit for a user without one. */
+    memset(&ev, 0, sizeof ev);
+    ev.event_id = "evt_1";
+    ev.type = "setup_intent.succeeded";
+    ev.effect = STORE_BILLING_CARD_SET;
+    ev.customer_id = "cus_A";
+    ev.payment_method_id = "pm_1";
+    ev.brand = "visa";
+    ev.last4 = "4242";
+    ev.exp_month = 12;
+    ev.exp_year = 2034;
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, &applied), SPELL_OK);
+    CHECK_INT(dup, 0);
+    CHECK_INT(applied, 1);
+    CHECK_INT(store_billing_event_seen(d.s, "evt_1", &seen), SPELL_OK);
+    CHECK_INT(seen, 1);
+    CHECK_INT(store_billing_get(d.s, "usr_1", &b), SPELL_OK);
+    CHECK_STR(b.brand, "visa");
+    CHECK_STR(b.last4, "4242");
+    CHECK_INT(b.exp_month, 12);
+    CHECK_INT(b.exp_year, 2034);
+    CHECK_INT(spell_time_period(T0, period, sizeof period), SPELL_OK);
+    CHECK_INT(store_budget_get(d.s, "usr_1", period, &bud), SPELL_OK);
+    CHECK(bud.hard_limit_cents == 5000);
+    CHECK_INT(bud.source, STORE_BUDGET_STANDING);
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, &applied), SPELL_OK);
+    CHECK_INT(dup, 1);
+    CHECK_INT(applied, 0);
+    /* A user's own limit stays. */
+    CHECK_INT(store_budget_set(d.s, "usr_1", period, 2000, -1, T0), SPELL_OK);
+    ev.event_id = "evt_2";
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, NULL), SPELL_OK);
+    CHECK_INT(store_budget_get(d.s, "usr_1", period, &bud), SPELL_OK);
+    CHECK(bud.hard_limit_cents == 2000);
+    /* Malformed events change nothing and are not recorded. */
+    ev.event_id = "evt_3";
+    ev.last4 = "42424";
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, NULL), SPELL_ETOOBIG);
+    ev.last4 = "4242";
+    ev.exp_month = 13;
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, NULL), SPELL_EINVAL);
+    CHECK_INT(store_billing_event_seen(d.s, "evt_3", &seen), SPELL_OK);
+    CHECK_INT(seen, 0);
+    ev.event_id = "";
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, NULL), SPELL_EINVAL);
+
+    /* Failed payment and paid invoice. */
+    memset(&ev, 0, sizeof ev);
+    ev.event_id = "evt_f";
+    ev.type = "invoice.payment_failed";
+    ev.effect = STORE_BILLING_PAYMENT_FAILED;
+    ev.customer_id = "cus_A";
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, &applied), SPELL_OK);
+    CHECK_INT(applied, 1);
+    CHECK_INT(store_billing_get(d.s, "usr_1", &b), SPELL_OK);
+    CHECK_INT(b.payment_failed, 1);
+    ev.event_id = "evt_p";
+    ev.effect = STORE_BILLING_INVOICE_PAID;
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, NULL), SPELL_OK);
+    CHECK_INT(store_billing_get(d.s, "usr_1", &b), SPELL_OK);
+    CHECK_INT(b.payment_failed, 0);
+    /* An unknown customer: recorded, no effect. */
+    ev.event_id = "evt_u";
+    ev.customer_id = "cus_nobody";
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, &applied), SPELL_OK);
+    CHECK_INT(applied, 0);
+    /* Card removed. */
+    memset(&ev, 0, sizeof ev);
+    ev.event_id = "evt_d";
+    ev.type = "payment_method.detached";
+    ev.effect = STORE_BILLING_CARD_REMOVED;
+    ev.payment_method_id = "pm_1";
+    CHECK_INT(store_billing_event_apply(d.s, &ev, T0, &dup, &applied), SPELL_OK);
+    CHECK_INT(applied, 1);
+    CHECK_INT(store_billing_get(d.s, "usr_1", &b), SPELL_OK);
+    CHECK_STR(b.payment_method_id, "");
+    CHECK_STR(b.customer_id, "cus_A");
+
+    /* Invoices: usage users, one record per (user, period), ledger entry. */
+    make_spell(d.s, "thumb");
+    CHECK_INT(reserve(d.s, "cst_b1", "usr_1", 10, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_settle(d.s, "cst_b1", 7, NULL, T0 + 1, &sr), SPELL_OK);
+    CHECK_INT(store_billing_usage_users(d.s, period, count_users, &sum), SPELL_OK);
+    CHECK(sum == 7);
+    CHECK_INT(store_billing_usage_users(d.s, "2026-13", count_users, &sum), SPELL_EINVAL);
+    CHECK_INT(store_billing_invoice_get(d.s, "usr_1", period, inv), SPELL_ENOTFOUND);
+    CHECK_INT(store_billing_invoice_record(d.s, "usr_1", period, "in_1", 7, T0 + 2, &seq),
+              SPELL_OK);
+    CHECK(seq > 0);
+    CHECK_INT(store_billing_invoice_record(d.s, "usr_1", period, "in_2", 7, T0 + 2, &seq),
+              STORE_ECONFLICT);
+    CHECK(seq == 0);
+    CHECK_INT(store_billing_invoice_record(d.s, "usr_1", period, "in_3", -1, T0, NULL),
+              SPELL_EINVAL);
+    CHECK_INT(store_billing_invoice_get(d.s, "usr_1", period, inv), SPELL_OK);
+    CHECK_STR(inv, "in_1");
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    db_close(&d);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/spell-store-test-XXXXXX");
@@ -1491,9 +1917,13 @@ int main(void)
     RUN(test_idempotency_states);
     RUN(test_reserve_at_limit);
     RUN(test_cast_lifecycle_and_settle);
+    RUN(test_start_progress);
     RUN(test_release);
     RUN(test_soft_limit_once);
     RUN(test_reserve_with_idempotency);
+    RUN(test_idempotency_lookup_put);
+    RUN(test_reserve_creates_record);
+    RUN(test_reserve_one_key_race);
     RUN(test_concurrent_reservations);
     RUN(test_concurrent_events_gapless);
     RUN(test_event_append_input);
@@ -1504,6 +1934,8 @@ int main(void)
     RUN(test_unfinished);
     RUN(test_export);
     RUN(test_erasure_keeps_ledger);
+    RUN(test_workflow_run_and_deliveries);
+    RUN(test_billing);
     rmdir(tmpdir);
     return tap_done();
 }
