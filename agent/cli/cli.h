@@ -232,6 +232,7 @@ extern const struct cli_cmd cli_cmd_cancel;
 extern const struct cli_cmd cli_cmd_keys;
 extern const struct cli_cmd cli_cmd_budget;
 extern const struct cli_cmd cli_cmd_usage;
+extern const struct cli_cmd cli_cmd_card;
 extern const struct cli_cmd cli_cmd_agent;
 
 #endif

@@ -27,6 +27,7 @@ static const struct cli_cmd *const commands[] = {
     &cli_cmd_keys,
     &cli_cmd_budget,
     &cli_cmd_usage,
+    &cli_cmd_card,
     &cli_cmd_agent,
 };
 

@@ -103,8 +103,8 @@ run "budget set soft above hard" 2 "$SPELL" budget set --hard 20 --soft 30
 run "budget set malformed amount" 2 "$SPELL" budget set --hard 1e3
 run "usage with a bad period" 2 "$SPELL" usage --period 2026-13
 run "agent with a bad verb" 2 "$SPELL" agent frob
-run "login without --with-key" 2 "$SPELL" login
-check "login says the device flow comes later" "grep -q 'not in this version' '$T/err'"
+run "login (the device flow) with the server unreachable: exit 1" 1 env SPELL_API_URL=http://127.0.0.1:9 "$SPELL" login
+check "login names the server it could not reach" "grep -q 'cannot start the sign-in at http://127.0.0.1:9' '$T/err'"
 for c in cast watch ls show cancel login logout whoami keys budget usage agent; do
     run "$c --help" 0 "$SPELL" $c --help
     check "$c --help shows usage and exit codes" "grep -q '^usage: spell $c' '$T/out' && grep -q '4 budget' '$T/out'"
