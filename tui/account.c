@@ -153,6 +153,18 @@ static void form_refused(struct portal *p, struct form *f, struct job_result *r,
     account_error(p, r, what, f->error, sizeof f->error);
 }
 
+/* A credential refused at sign-in: the words go to the way it came by. */
+static void login_refused(struct portal *p, struct job_result *r, const char *what)
+{
+    if (p->login_ui.dev == DEV_SIGNING_IN) {
+        char msg[PORTAL_MSG_MAX];
+        account_error(p, r, what, msg, sizeof msg);
+        login_device_failed(p, msg);
+        return;
+    }
+    form_refused(p, &p->login_ui.form, r, what);
+}
+
 static void apply_ok(struct portal *p, struct job_result *r)
 {
     struct account *a = &p->acct;
@@ -173,7 +185,7 @@ static void apply_ok(struct portal *p, struct job_result *r)
             portal_sign_in(p);
             portal_status(p, false,
                           "Signed in as %s for this session (the agent is not running to keep "
-                          "the key).", u.login);
+                          "the credential).", u.login);
         }
         p->auth = AUTH_IN;
         break;
@@ -263,20 +275,21 @@ static void apply_ok(struct portal *p, struct job_result *r)
         struct spell_payment_method pm;
         if (!r->json || spell_payment_method_from_json(r->json, &pm, err, sizeof err) != SPELL_OK) {
             a->card = CARD_ERROR;
+            card_status_changed(p);
             return;
         }
         spell_payment_method_free(&a->pm);
         a->pm = pm;
         a->card = pm.status == SPELL_PAYMENT_FAILED ? CARD_FAILED : CARD_OK;
+        card_status_changed(p);
         break;
     }
-    case JOB_BILLING_SETUP: {
-        const cJSON *u = r->json ? cJSON_GetObjectItemCaseSensitive(r->json, "url") : NULL;
-        modal_open(p, MODAL_INFO, ACT_NONE, "Add a card", NULL);
-        modal_line(p, "Open this address in a browser to register a card:");
-        modal_line(p, "%s", cJSON_IsString(u) ? u->valuestring : "(the server sent no address)");
+    case JOB_BILLING_SETUP:
+        card_setup_result(p, r);
         break;
-    }
+    case JOB_DEVICE_START:
+    case JOB_DEVICE_POLL:
+        break;
     case JOB_SPELLS:
         if (r->json)
             apply_spells(p, r->json);
@@ -286,6 +299,12 @@ static void apply_ok(struct portal *p, struct job_result *r)
 
 void account_apply(struct portal *p, struct job_result *r)
 {
+    if (r->kind == JOB_DEVICE_START || r->kind == JOB_DEVICE_POLL) {
+        login_device_result(p, r);
+        return;
+    }
+    if (r->kind == JOB_CARD)
+        p->card_ui.polling = false;
     if (ok(r)) {
         apply_ok(p, r);
         if (p->has_retry && p->retry.kind == r->kind && strcmp(p->retry.path, r->path) == 0) {
@@ -298,8 +317,8 @@ void account_apply(struct portal *p, struct job_result *r)
     if (r->rc == SPELL_OK && r->status == 401) {
         if (r->kind == JOB_LOGIN_CHECK) {
             portal_set_token(p, NULL, "none");
-            form_refused(p, &p->login_ui.form, r, "Sign-in refused");
             p->auth = AUTH_OUT;
+            login_refused(p, r, "Sign-in refused");
             return;
         }
         if (p->auth == AUTH_OUT)
@@ -313,19 +332,24 @@ void account_apply(struct portal *p, struct job_result *r)
     case JOB_CARD:
         if (r->rc == SPELL_OK && r->status == 404) {
             p->acct.card = CARD_NONE;
+            card_status_changed(p);
+            return;
+        }
+        /* While waiting for a new card a failed poll is tried again at
+         * the next tick; the status line says why meanwhile. */
+        if (p->card_ui.phase == CARDV_WAITING) {
+            char msg[PORTAL_MSG_MAX];
+            account_error(p, r, "Checking for the card", msg, sizeof msg);
+            portal_status(p, true, "%s", msg);
             return;
         }
         p->acct.card = CARD_ERROR;
         failed(p, r, "Card status");
         return;
     case JOB_BILLING_SETUP:
-        if (r->rc == SPELL_OK && r->status == 404) {
-            modal_open(p, MODAL_INFO, ACT_NONE, "Add a card", NULL);
-            modal_line(p, "This server does not offer card registration: it runs without a");
-            modal_line(p, "billing provider, and your own budget limits govern your casts.");
-            return;
-        }
-        failed(p, r, "Card registration");
+        card_setup_result(p, r);
+        if (!(r->rc == SPELL_OK && r->status == 404))
+            failed(p, r, "Card registration");
         return;
     case JOB_BUDGET_SET:
         form_refused(p, &p->budget_ui.form, r, "The server refused the budget");
@@ -336,7 +360,10 @@ void account_apply(struct portal *p, struct job_result *r)
     case JOB_LOGIN_CHECK:
         portal_set_token(p, NULL, "none");
         p->auth = AUTH_OUT;
-        form_refused(p, &p->login_ui.form, r, "Sign-in failed");
+        login_refused(p, r, "Sign-in failed");
+        return;
+    case JOB_DEVICE_START:
+    case JOB_DEVICE_POLL:
         return;
     case JOB_USAGE_PERIOD:
         /* Older months are a nicety; the usage screen says "not loaded". */

@@ -110,6 +110,7 @@ void portal_sign_out(struct portal *p, const char *why)
     p->tab = 0;
     p->has_retry = false;
     modal_close(p);
+    card_close(p);
     if (screen_login.enter)
         screen_login.enter(p);
     if (why)
@@ -119,6 +120,7 @@ void portal_sign_out(struct portal *p, const char *why)
 
 void portal_sign_in(struct portal *p)
 {
+    login_device_reset(p);
     p->auth = AUTH_CHECKING;
     tabs_signed_in(p);
     account_load(p);
@@ -285,6 +287,11 @@ void agentlink_answer(struct portal *p, enum agent_call what, const struct spell
             else
                 spell_errf(f->error, sizeof f->error, "%s: %s",
                          spell_agent_code_sentence(m->error.code), m->error.message);
+            /* The refusal of a browser sign-in's token belongs to that flow. */
+            if (p->login_ui.dev == DEV_SIGNING_IN) {
+                login_device_failed(p, f->error);
+                f->error[0] = '\0';
+            }
         }
         break;
     default:
@@ -342,7 +349,8 @@ static void draw_help(struct portal *p)
         "Usage    j k scroll the days",
         "Keys     n new key   d revoke   c copy (in the key box)",
         "Casts    n new cast   Enter details   x cancel",
-        "Login    paste an API key, Enter to sign in",
+        "Dashboard  c card   b add a card (address and QR code)",
+        "Login    Enter: browser sign-in (code), or paste a key",
     };
     int n = (int)(sizeof lines / sizeof lines[0]);
     struct rect rc = {0, 0, n + 4, 60};
@@ -618,6 +626,11 @@ static int next_timeout(struct portal *p, int64_t now)
         t = p->usage_event_at;
     if (p->agent_state == AGENT_DOWN && p->agent_retry_at && p->agent_retry_at < t)
         t = p->agent_retry_at;
+    int64_t lt = login_timer(p, now), ct = card_timer(p, now);
+    if (lt && lt < t)
+        t = lt;
+    if (ct && ct < t)
+        t = ct;
     return t <= now ? 0 : (int)(t - now);
 }
 

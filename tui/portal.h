@@ -32,6 +32,7 @@
 
 #include "spell/agent.h"
 
+#include "qr.h"
 #include "worker.h"
 
 /* ---- handler flags ---- */
@@ -84,6 +85,8 @@ enum role {
     ROLE_FIELD_ERROR,
     ROLE_MODAL,
     ROLE_MODAL_TITLE,
+    /* Dark modules on light ones, whatever the terminal's own colours. */
+    ROLE_QR,
     ROLE__COUNT
 };
 
@@ -377,8 +380,59 @@ struct usage_ui {
     int shown;
 };
 
+/* The device flow on the login screen (spell/device.h). */
+enum device_phase {
+    DEV_IDLE,       /* not started: Enter with the key field empty starts it */
+    DEV_STARTING,   /* POST /v1/auth/device in flight */
+    DEV_WAITING,    /* showing the code, polling at the grant's interval */
+    DEV_SIGNING_IN, /* approved: the token is with the agent or being checked */
+    DEV_EXPIRED,
+    DEV_DENIED,
+    DEV_FAILED,     /* the server refused or is not offering it; see error */
+};
+
 struct login_ui {
     struct form form;
+    enum device_phase dev;
+    /* The grant being polled; its device code is a secret, wiped when the
+     * flow ends. */
+    struct spell_device_grant grant;
+    bool polling;           /* a poll is with the worker */
+    int64_t poll_at;        /* monotonic ms of the next poll */
+    int64_t expires_at;     /* monotonic ms when the grant runs out */
+    bool browser;           /* a browser was opened at the page */
+    /* What went wrong (DEV_FAILED), or a passing note while waiting
+     * (slow_down, the server unreachable for a moment). */
+    char error[PORTAL_MSG_MAX];
+    char note[PORTAL_MSG_MAX];
+};
+
+/* The card view over the dashboard (screen-card.c). */
+enum card_phase {
+    CARDV_CLOSED,   /* the dashboard shows */
+    CARDV_STATUS,   /* the card on file, and how to add one */
+    CARDV_STARTING, /* POST /v1/billing/setup in flight */
+    CARDV_WAITING,  /* the registration address and its QR code; polling */
+    CARDV_UNOFFERED,/* the server answered 404 to the setup */
+};
+
+/* The registration address kept at most (a Checkout URL is far shorter). */
+#define CARD_URL_MAX QR_TEXT_MAX
+
+struct card_ui {
+    enum card_phase phase;
+    char url[CARD_URL_MAX + 1];
+    char expires[64];       /* the link's expires_at as the server wrote it, or "" */
+    struct qr_text qr;      /* url drawn for the current charset; n_lines 0: none */
+    int qr_rc;              /* qr_render()'s result for url */
+    int64_t poll_at;        /* monotonic ms of the next GET while waiting */
+    bool polling;           /* a GET /v1/billing/payment-method is in flight */
+    /* The card on file when registration began ("brand last4 mm/yyyy"
+     * and its state), so that a new one can be told from it. */
+    char before[96];
+    /* The last refusal of a setup, in the server's words, shown in the
+     * view (the status line cuts long ones). */
+    char error[PORTAL_MSG_MAX];
 };
 
 /* ---- the portal ---- */
@@ -448,6 +502,7 @@ struct portal {
     struct budget_ui budget_ui;
     struct usage_ui usage_ui;
     struct login_ui login_ui;
+    struct card_ui card_ui;
 
     /* Timers (monotonic ms). */
     int64_t started_ms;
@@ -481,6 +536,30 @@ void account_refresh_usage(struct portal *p);
 void account_apply(struct portal *p, struct job_result *r);
 void account_error(struct portal *p, const struct job_result *r, const char *what,
                    char *out, size_t outlen);
+
+/* screen-login.c: the device flow's results and schedule. */
+void login_device_result(struct portal *p, struct job_result *r);
+/* Sends the next poll when it is due; returns the monotonic ms it wants
+ * to be called again by (the spinner, the next poll), or 0. */
+int64_t login_timer(struct portal *p, int64_t now);
+/* The token from an approved grant was refused (by the agent or the
+ * server): back to the start of the flow, with the words. */
+void login_device_failed(struct portal *p, const char *msg);
+/* The flow ends (signed in or out): the grant is wiped. */
+void login_device_reset(struct portal *p);
+
+/* screen-card.c: the card view the dashboard opens. */
+/* The card block: status, and how to add one (two rows). */
+void card_draw_status(struct portal *p, int y, int x, int w);
+/* Opens the view (start: and asks for a registration address at once). */
+void card_open(struct portal *p, bool start);
+void card_close(struct portal *p);
+void card_draw(struct portal *p, const struct rect *rc);
+int card_key(struct portal *p, int key);
+/* Results of JOB_BILLING_SETUP and of JOB_CARD while the view is open. */
+void card_setup_result(struct portal *p, struct job_result *r);
+void card_status_changed(struct portal *p);
+int64_t card_timer(struct portal *p, int64_t now);
 
 /* casts.c */
 void casts_free(struct portal *p);

@@ -1,7 +1,8 @@
 /*
  * Dashboard: who is signed in, the card on file, and this month's spend
  * against the hard limit as one bar (green, yellow above 70 %, red above
- * 90 %) with the soft limit marked on it.
+ * 90 %) with the soft limit marked on it.  `c` and `b` open the card view
+ * (screen-card.c) in its place until Esc.
  */
 #include <curses.h>
 #include <stdio.h>
@@ -11,38 +12,14 @@
 
 #include "portal.h"
 
-static void draw_card(struct portal *p, int y, int x, int w)
-{
-    const struct account *a = &p->acct;
-    switch (a->card) {
-    case CARD_UNKNOWN:
-        draw_text(p, y, x, w, ROLE_DIM, "loading...");
-        break;
-    case CARD_NONE:
-        draw_text(p, y, x, w, ROLE_NORMAL, "no card on file");
-        draw_text(p, y + 1, x, w, ROLE_DIM,
-                  "Press b to add one (card registration opens in a browser).");
-        break;
-    case CARD_OK:
-        draw_textf(p, y, x, w, ROLE_STATUS_OK, "%s ending %s, expires %02d/%04d",
-                   a->pm.brand ? a->pm.brand : "card", a->pm.last4, a->pm.exp_month,
-                   a->pm.exp_year);
-        break;
-    case CARD_FAILED:
-        draw_textf(p, y, x, w, ROLE_STATUS_ERROR, "payment failed: %s ending %s",
-                   a->pm.brand ? a->pm.brand : "card", a->pm.last4);
-        draw_text(p, y + 1, x, w, ROLE_DIM, "Press b to register another card.");
-        break;
-    case CARD_ERROR:
-        draw_text(p, y, x, w, ROLE_STATUS_ERROR, "card status unavailable (r retries)");
-        break;
-    }
-}
-
 static void draw(struct portal *p, const struct rect *rc)
 {
     const struct account *a = &p->acct;
     int x = rc->x + 2, w = rc->w - 4, y = rc->y + 1;
+    if (p->card_ui.phase != CARDV_CLOSED) {
+        card_draw(p, rc);
+        return;
+    }
     char m1[SPELL_MONEY_FORMAT_MAX], m2[SPELL_MONEY_FORMAT_MAX], m3[SPELL_MONEY_FORMAT_MAX];
 
     draw_text(p, y, x, w, ROLE_HEADER, "Account");
@@ -56,7 +33,7 @@ static void draw(struct portal *p, const struct rect *rc)
 
     draw_text(p, y, x, w, ROLE_HEADER, "Card");
     y++;
-    draw_card(p, y, x, w);
+    card_draw_status(p, y, x, w);
     y += 3;
 
     if (!a->has_usage) {
@@ -105,8 +82,10 @@ static void draw(struct portal *p, const struct rect *rc)
 
 static int key(struct portal *p, int k)
 {
-    if (k == 'b') {
-        portal_request(p, JOB_BILLING_SETUP, "POST", "/v1/billing/setup", "{}", NULL);
+    if (p->card_ui.phase != CARDV_CLOSED)
+        return card_key(p, k);
+    if (k == 'b' || k == 'c') {
+        card_open(p, k == 'b');
         return PK_HANDLED | PK_REDRAW;
     }
     return 0;
@@ -116,5 +95,5 @@ const struct screen_ops screen_dashboard = {
     .name = "Dashboard",
     .draw = draw,
     .key = key,
-    .hints = "b add card  r reload",
+    .hints = "c card  b add card  r reload",
 };

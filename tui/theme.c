@@ -40,6 +40,7 @@ static const struct scheme_row scheme_default[ROLE__COUNT] = {
     [ROLE_FIELD_ERROR] = {COLOR_RED, -1, A_BOLD},
     [ROLE_MODAL] = {COLOR_WHITE, COLOR_BLUE, 0},
     [ROLE_MODAL_TITLE] = {COLOR_YELLOW, COLOR_BLUE, A_BOLD},
+    [ROLE_QR] = {COLOR_BLACK, COLOR_WHITE, 0},
 };
 
 static const struct scheme_row scheme_dark[ROLE__COUNT] = {
@@ -64,6 +65,7 @@ static const struct scheme_row scheme_dark[ROLE__COUNT] = {
     [ROLE_FIELD_ERROR] = {COLOR_RED, COLOR_BLACK, A_BOLD},
     [ROLE_MODAL] = {COLOR_WHITE, COLOR_BLUE, 0},
     [ROLE_MODAL_TITLE] = {COLOR_YELLOW, COLOR_BLUE, A_BOLD},
+    [ROLE_QR] = {COLOR_BLACK, COLOR_WHITE, 0},
 };
 
 static const struct scheme_row scheme_light[ROLE__COUNT] = {
@@ -88,6 +90,7 @@ static const struct scheme_row scheme_light[ROLE__COUNT] = {
     [ROLE_FIELD_ERROR] = {COLOR_RED, COLOR_WHITE, A_BOLD},
     [ROLE_MODAL] = {COLOR_BLACK, COLOR_CYAN, 0},
     [ROLE_MODAL_TITLE] = {COLOR_BLUE, COLOR_CYAN, A_BOLD},
+    [ROLE_QR] = {COLOR_BLACK, COLOR_WHITE, 0},
 };
 
 /* Monochrome: attributes only. */
@@ -113,6 +116,9 @@ static const struct mono_row scheme_mono[ROLE__COUNT] = {
     [ROLE_FIELD_ERROR] = {A_BOLD},
     [ROLE_MODAL] = {A_NORMAL},
     [ROLE_MODAL_TITLE] = {A_BOLD},
+    /* Reversed, a block is drawn in the background colour: dark modules on
+     * light ones on the usual light-on-dark terminal. */
+    [ROLE_QR] = {A_REVERSE},
 };
 
 void theme_init(struct theme *t, enum spell_theme which, bool no_color)

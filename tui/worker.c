@@ -42,6 +42,10 @@ static void job_free(struct job *j)
         free(j->bearer);
     }
     free(j->url);
+    if (j->grant) {
+        OPENSSL_cleanse(j->grant, sizeof *j->grant);
+        free(j->grant);
+    }
     free(j);
 }
 
@@ -51,6 +55,14 @@ void job_result_free(struct job_result *r)
         return;
     cJSON_Delete(r->json);
     free(r->body);
+    if (r->grant) {
+        OPENSSL_cleanse(r->grant, sizeof *r->grant);
+        free(r->grant);
+    }
+    if (r->device) {
+        spell_device_result_wipe(r->device);
+        free(r->device);
+    }
     free(r);
 }
 
@@ -64,6 +76,26 @@ static void copy(char *dst, size_t size, const char *src)
     dst[n] = '\0';
 }
 
+/* The device flow through core's client, which does its own HTTP. */
+static void run_device(const struct job *j, struct job_result *r)
+{
+    char err[512] = "";
+    r->rc = SPELL_ENOMEM;
+    if (!(r->grant = calloc(1, sizeof *r->grant)))
+        goto out;
+    if (j->kind == JOB_DEVICE_START) {
+        r->rc = spell_device_start(j->url, r->grant, err, sizeof err);
+        goto out;
+    }
+    if (!j->grant || !(r->device = calloc(1, sizeof *r->device)))
+        goto out;
+    *r->grant = *j->grant;
+    r->rc = spell_device_poll(j->url, r->grant, r->device, err, sizeof err);
+out:
+    if (r->rc != SPELL_OK)
+        copy(r->message, sizeof r->message, err[0] ? err : spell_strerror(r->rc));
+}
+
 static struct job_result *run(const struct job *j)
 {
     struct job_result *r = calloc(1, sizeof *r);
@@ -71,6 +103,10 @@ static struct job_result *run(const struct job *j)
         return NULL;
     r->kind = j->kind;
     copy(r->tag, sizeof r->tag, j->tag);
+    if (j->kind == JOB_DEVICE_START || j->kind == JOB_DEVICE_POLL) {
+        run_device(j, r);
+        return r;
+    }
 
     struct spell_http_request req;
     struct spell_http_response resp;
@@ -232,6 +268,43 @@ int worker_submit(struct worker *w, enum job_kind kind, const char *method, cons
         goto out;
     if (bearer && !(j->bearer = strdup(bearer)))
         goto out;
+    pthread_mutex_lock(&w->lock);
+    if (w->n_jobs >= WORKER_MAX_QUEUE) {
+        pthread_mutex_unlock(&w->lock);
+        rc = SPELL_ETOOBIG;
+        goto out;
+    }
+    struct job **tail = &w->jobs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    j = NULL;
+    w->n_jobs++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    rc = SPELL_OK;
+out:
+    job_free(j);
+    return rc;
+}
+
+int worker_submit_device(struct worker *w, enum job_kind kind, const char *base_url,
+                         const struct spell_device_grant *grant)
+{
+    int rc = SPELL_ENOMEM;
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        goto out;
+    j->kind = kind;
+    copy(j->method, sizeof j->method, "POST");
+    copy(j->path, sizeof j->path, kind == JOB_DEVICE_START ? "/v1/auth/device" : "/v1/auth/token");
+    if (!(j->url = strdup(base_url)))
+        goto out;
+    if (grant) {
+        if (!(j->grant = malloc(sizeof *j->grant)))
+            goto out;
+        *j->grant = *grant;
+    }
     pthread_mutex_lock(&w->lock);
     if (w->n_jobs >= WORKER_MAX_QUEUE) {
         pthread_mutex_unlock(&w->lock);

@@ -16,6 +16,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "spell/device.h"
+
 /* Most jobs waiting at once; a submit past it is refused. */
 #define WORKER_MAX_QUEUE 64
 /* Largest answer body read, in bytes (a usage or key list is far less). */
@@ -35,6 +37,10 @@ enum job_kind {
     JOB_BILLING_SETUP,
     JOB_SPELLS,
     JOB_LOGIN_CHECK,
+    /* The device flow (spell/device.h): no bearer, the grant travels with
+     * the job and comes back in the result. */
+    JOB_DEVICE_START,
+    JOB_DEVICE_POLL,
 };
 
 /* A request as the drawing thread describes it; also kept for retry. */
@@ -46,6 +52,9 @@ struct job {
     char tag[128];          /* what the caller needs back (a prefix, a period) */
     char *bearer;           /* owned copy of the token; wiped when freed */
     char *url;              /* owned: base URL + path */
+    /* Owned; the device-flow jobs only (the device code is a secret and
+     * is wiped when freed). */
+    struct spell_device_grant *grant;
     struct job *next;
 };
 
@@ -61,6 +70,11 @@ struct job_result {
     cJSON *json;            /* the parsed body, or NULL */
     char code[64];          /* the error body's code, or "" */
     char message[512];      /* the error body's message, or the transport's words */
+    /* Device-flow jobs only, owned and wiped when freed: the grant as it
+     * stands after the call (a slow_down raises its interval) and what a
+     * poll found. */
+    struct spell_device_grant *grant;
+    struct spell_device_result *device;
     struct job_result *next;
 };
 
@@ -72,6 +86,10 @@ void worker_stop(struct worker *w);
 /* Copies everything it needs; SPELL_ETOOBIG when the queue is full. */
 int worker_submit(struct worker *w, enum job_kind kind, const char *method, const char *base_url,
                   const char *path, const char *body, const char *tag, const char *bearer);
+/* A device-flow job (JOB_DEVICE_START with grant NULL, JOB_DEVICE_POLL
+ * with the grant to poll); the grant is copied. */
+int worker_submit_device(struct worker *w, enum job_kind kind, const char *base_url,
+                         const struct spell_device_grant *grant);
 /* The next finished result, or NULL; the caller frees it. */
 struct job_result *worker_take(struct worker *w);
 void job_result_free(struct job_result *r);
