@@ -87,6 +87,7 @@ static struct pcast *upsert(struct portal *p, const cJSON *o, bool append_new)
     set(c->spell, sizeof c->spell, str(o, "spell"));
     set(c->state, sizeof c->state, str(o, "state"));
     set(c->message, sizeof c->message, str(o, "message"));
+    set(c->artifact_url, sizeof c->artifact_url, str(o, "artifact_url"));
     if (num(o, "progress", &v) && v >= 0 && v <= 100)
         c->progress = (int)v;
     if (num(o, "estimated_cost_cents", &v))

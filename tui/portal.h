@@ -316,6 +316,9 @@ struct pcast {
     bool has_duration;
     bool final;
     char error[320];
+    /* Where the finished cast's result is (a workflow's artifact); empty
+     * when it has none. */
+    char artifact_url[SPELL_MODEL_URL_MAX + 1];
     /* The event log, oldest first, at most PORTAL_CAST_LOG lines. */
     char *log[PORTAL_CAST_LOG];
     int n_log;

@@ -275,6 +275,8 @@ static void draw_detail(struct portal *p, const struct rect *rc)
     draw_textf(p, y++, x, w, ROLE_NORMAL, "Message    %s", c->message[0] ? c->message : "-");
     draw_textf(p, y++, x, w, ROLE_NORMAL, "Cost       %s (estimated %s)", cost, est);
     draw_textf(p, y++, x, w, ROLE_NORMAL, "Duration   %s", dur);
+    if (c->artifact_url[0])
+        draw_textf(p, y++, x, w, ROLE_NORMAL, "Artifact   %s", c->artifact_url);
     if (c->error[0])
         draw_textf(p, y++, x, w, ROLE_FIELD_ERROR, "Error      %s", c->error);
     y++;

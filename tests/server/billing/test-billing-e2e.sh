@@ -3,9 +3,9 @@
 # card to a paid cast within budget, with the spell command line, against
 # the real spell-server and the Stripe stand-in.  TAP on stdout.
 #
-# TODO device flow: the user signs in with an API key in SPELL_API_KEY
-# (`spell login` needs the agent); switch to `spell login` (device flow)
-# once it can run headless here.
+# The user signs in with an API key in SPELL_API_KEY, which needs no agent;
+# the same path from `spell login` (the device flow, a new GitHub user)
+# through the agent is tests/e2e/test-issue6.sh.
 #
 # Environment: SPELL_SERVER, SPELL_CLI, SPELL_ASSETS, STRIPE_STANDIN.
 set -u
