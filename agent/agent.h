@@ -3,21 +3,22 @@
  *
  * One thread runs everything that matters (main.c's loop): it polls the
  * listening socket, every client connection, the signalfd, the desktop
- * module's fd, the sender pool's eventfd and, through core's
- * spell_http_multi_poll(), every HTTP stream.  Data flows like this:
+ * module's fd and, through core's spell_http_multi_poll(), every HTTP
+ * request and stream (GETs, SSE and POSTs alike).  Data flows like this:
  *
  *   client line --server.c--> rpc.c (strict JSON, JSON-RPC checks) -->
  *   method table (methods.c) --> method-*.c --> queue.c (SQLite row) and
  *   a reply, or a deferred struct rpc_call answered later;
  *
  *   submit.c picks pending rows (at most max_concurrent at once) -->
- *   sender.c threads POST them --> eventfd --> submit.c applies the answer
- *   to the row --> follow.c opens GET /v1/casts/{id}/events on curl multi
+ *   sender.c POSTs them on curl multi --> submit.c applies the answer to
+ *   the row --> follow.c opens GET /v1/casts/{id}/events on curl multi
  *   --> SSE events update the row --> events.c fans them out to
  *   subscribers, answers cast.wait callers and raises notifications.
  *
  * SQLite, the client list, the follows and every callback are touched by
- * the loop thread only; the sender threads see nothing but their jobs.
+ * the loop thread only.  The desktop module (agent/desktop) keeps its own
+ * thread for GLib, behind its fd.
  */
 #ifndef AGENT_AGENT_H
 #define AGENT_AGENT_H
@@ -36,8 +37,8 @@
 
 struct desktop;
 struct desktop_cred_result;
-struct sender;
 struct queue;
+struct sender_job;
 
 /* Longest local id: "lc_" and a ULID. */
 #define AGENT_LOCAL_ID_MAX 32
@@ -186,7 +187,6 @@ struct agent {
     int64_t stop_deadline;
     struct spell_http_multi *multi;
     struct queue *queue;
-    struct sender *sender;
     struct desktop *desktop;
     struct client *clients;
     unsigned n_clients;
@@ -199,7 +199,9 @@ struct agent {
     struct http_get *gets;
     /* auth.login requests between the server's check and the keyring. */
     struct login *logins;
-    /* Submissions handed to the sender pool and not yet answered. */
+    /* POSTs on the multi not yet answered, submissions and cancels. */
+    struct sender_job *posts;
+    /* Submissions among them (at most opt.max_concurrent). */
     int in_flight;
     /* The credential: token (never logged), where it came from, and the
      * login it belongs to ("" while unknown). */
@@ -315,7 +317,7 @@ int rpc_params_failed(struct agent *a, struct rpc_call *call, int rc, const char
 int rpc_find_cast(struct agent *a, struct rpc_call *call, const cJSON *params,
                   bool allow_cast_id, struct lcast *out);
 
-/* ---- sender.c: the pool of threads that POST ---- */
+/* ---- sender.c: POSTs on the loop's multi ---- */
 
 enum sender_kind {
     SENDER_SUBMIT,
@@ -323,7 +325,10 @@ enum sender_kind {
 };
 
 struct sender_job {
+    /* Next on a->posts while the POST is on the wire. */
     struct sender_job *next;
+    struct agent *a;
+    struct spell_http_stream *stream;
     enum sender_kind kind;
     char local_id[AGENT_LOCAL_ID_MAX + 1];
     /* The call waiting for a cancel, or NULL. */
@@ -334,35 +339,33 @@ struct sender_job {
     size_t body_len;
     /* "Idempotency-Key: ..." for submissions, NULL otherwise. */
     char *idem_header;
-    /* Filled by the sender thread. */
+    /* Filled when the answer is in. */
     int rc;
     int status;
-    char *resp_body;
-    size_t resp_len;
+    /* The answer body, at most SENDER_BODY_CAP (256 KiB) bytes. */
+    struct spell_buf resp;
     /* The server's Retry-After in ms, -1 when none. */
     long retry_after_ms;
     char error[SPELL_HTTP_ERROR_SIZE];
 };
 
-int sender_start(int threads, struct sender **out);
-int sender_fd(const struct sender *s);
-/* Hands a job to the pool (which owns it until sender_take_done()). */
-int sender_push(struct sender *s, struct sender_job *job);
-/* Clears the fd and returns the finished jobs, oldest first. */
-struct sender_job *sender_take_done(struct sender *s);
-/* Jobs pushed and not yet taken back. */
-int sender_busy(struct sender *s);
-/* Stops the threads, waiting at most wait_ms for jobs in flight; jobs never
- * started are returned in *unsent (the caller frees them). */
-void sender_stop(struct sender *s, long wait_ms, struct sender_job **unsent);
+/* Starts the job's POST on a->multi (one attempt).  On SPELL_OK the job
+ * belongs to the multi: its answer goes to submit_job_done(), in the
+ * loop thread, and the job is freed after; otherwise the caller keeps
+ * it. */
+int sender_post(struct agent *a, struct sender_job *job);
+/* Drops every POST still on the wire, without answers (at exit: their
+ * rows stay submitting and are sent again on the next start). */
+void sender_cancel_all(struct agent *a);
 void sender_job_free(struct sender_job *job);
 
 /* ---- submit.c ---- */
 
-/* Hands due pending casts to the sender pool, up to max_concurrent. */
+/* Starts the POSTs of due pending casts, up to max_concurrent in flight. */
 void submit_pump(struct agent *a);
-/* Applies the answers of the sender pool. */
-void submit_dispatch(struct agent *a);
+/* Applies the answer of one POST (a submission or a cancel); sender.c
+ * frees the job afterwards. */
+void submit_job_done(struct agent *a, struct sender_job *job);
 /* Sends POST /v1/casts/{id}:cancel for an accepted cast; call may be NULL. */
 int submit_cancel(struct agent *a, const struct lcast *c, struct rpc_call *call);
 /* The earliest time submit_pump() has work, 0 when none. */

@@ -2,11 +2,16 @@
  * spell-agent: the per-user daemon (docs/agent.md, docs/spell-agent.1).
  *
  * main() reads the flags and the client configuration, opens the queue,
- * binds the socket, starts the sender pool and the desktop module, puts
+ * binds the socket, starts the curl multi and the desktop module, puts
  * rows a crash left submitting back to pending, resumes following every
  * accepted cast, and then runs the one event loop (run()) until SIGTERM or
  * SIGINT.  Signals arrive through a signalfd: no work happens in a
  * handler.
+ *
+ * The loop is the daemon's one thread (the desktop module keeps one more
+ * for GLib): client sockets, signals, the desktop fd and every HTTP
+ * transfer, the submissions' POSTs included, wait in one
+ * spell_http_multi_poll().
  *
  * Shutdown drains: the listening socket stops accepting, every request
  * still waiting is answered with -32040, streams are closed, and
@@ -285,8 +290,8 @@ static void begin_stop(struct agent *a)
 
 static int run(struct agent *a)
 {
-    /* signalfd, listen, sender, desktop, and one per client. */
-    struct spell_pollfd fds[4 + AGENT_MAX_CLIENTS];
+    /* signalfd, listen, desktop, and one per client. */
+    struct spell_pollfd fds[3 + AGENT_MAX_CLIENTS];
     struct client *polled[AGENT_MAX_CLIENTS];
     bool stop_begun = false;
 
@@ -315,7 +320,6 @@ static int run(struct agent *a)
         server_reap(a);
 
         fds[n++] = (struct spell_pollfd){a->signal_fd, SPELL_POLLIN, 0};
-        fds[n++] = (struct spell_pollfd){sender_fd(a->sender), SPELL_POLLIN, 0};
         if (a->listen_fd >= 0 && a->n_clients < AGENT_MAX_CLIENTS) {
             i_listen = (int)n;
             fds[n++] = (struct spell_pollfd){a->listen_fd, SPELL_POLLIN, 0};
@@ -348,8 +352,6 @@ static int run(struct agent *a)
         }
         if (fds[0].revents)
             read_signals(a);
-        if (fds[1].revents)
-            submit_dispatch(a);
         if (i_desktop >= 0 && fds[i_desktop].revents)
             desktop_dispatch(a->desktop);
         if (i_listen >= 0 && fds[i_listen].revents && a->listen_fd >= 0)
@@ -386,7 +388,6 @@ int main(int argc, char **argv)
     struct spell_env env = {env_lookup, NULL};
     struct spell_config cfg;
     struct desktop_config dc = {0};
-    struct sender_job *unsent = NULL;
     char err[512];
     char db[AGENT_PATH_MAX + 16];
     int status = 1;
@@ -425,8 +426,7 @@ int main(int argc, char **argv)
         agent_log("%s", err);
         goto out;
     }
-    if (spell_http_multi_new(&a.multi) != SPELL_OK ||
-        sender_start(a.opt.max_concurrent + 1, &a.sender) != SPELL_OK) {
+    if (spell_http_multi_new(&a.multi) != SPELL_OK) {
         agent_log("cannot start the HTTP machinery");
         goto out;
     }
@@ -450,20 +450,12 @@ int main(int argc, char **argv)
     status = run(&a);
     agent_log("stopped");
 out:
-    if (a.sender) {
-        /* Idle threads leave at once; a request stuck in the network is
-         * given a moment, then left to the process exit. */
-        sender_stop(a.sender, 2000, &unsent);
-        while (unsent) {
-            struct sender_job *j = unsent;
-
-            unsent = j->next;
-            sender_job_free(j);
-        }
-    }
     rpc_fail_all(&a);
     server_close_all(&a);
     if (a.multi) {
+        /* POSTs still on the wire after the drain are dropped: their rows
+         * stay submitting and are sent again on the next start. */
+        sender_cancel_all(&a);
         http_get_cancel_all(&a);
         follow_stop_all(&a);
         spell_http_multi_free(a.multi);

@@ -2,9 +2,10 @@
  * Submitting casts: from a pending row to a cast the server accepted.
  *
  * submit_pump() takes the oldest due pending rows, at most
- * max_concurrent at a time, marks each submitting (committed), and hands
- * POST /v1/spells/{key}:cast with the row's stored Idempotency-Key to the
- * sender pool.  submit_dispatch() takes the answers back in the loop:
+ * max_concurrent at a time, marks each submitting (committed), and starts
+ * POST /v1/spells/{key}:cast with the row's stored Idempotency-Key on the
+ * loop's curl multi (sender.c).  submit_job_done() applies each answer,
+ * in the loop thread:
  *
  *   202                          -> queued, with the cast id and estimate;
  *                                   following starts (follow.c)
@@ -116,7 +117,7 @@ void submit_pump(struct agent *a)
         c.state = LCAST_SUBMITTING;
         c.attempts++;
         c.next_attempt_at = 0;
-        if (queue_update(a->queue, &c) != SPELL_OK || sender_push(a->sender, job) != SPELL_OK) {
+        if (queue_update(a->queue, &c) != SPELL_OK || sender_post(a, job) != SPELL_OK) {
             sender_job_free(job);
             lcast_free(&c);
             return;
@@ -169,7 +170,8 @@ static void accepted(struct agent *a, struct lcast *c, const struct sender_job *
     char err[128];
     struct spell_json_at at = {NULL, "", err, sizeof(err)};
 
-    if (spell_json_parse(j->resp_body, j->resp_len, NULL, &body, NULL, 0) == SPELL_OK) {
+    if (spell_json_parse(spell_buf_str(&j->resp), j->resp.len, NULL, &body, NULL, 0) ==
+        SPELL_OK) {
         at.obj = body;
         if (spell_json_get_string(&at, "cast_id", SPELL_JSON_REQUIRED, SPELL_CAST_ID_LEN,
                                   &cast_id) != SPELL_OK ||
@@ -219,7 +221,7 @@ static void apply_submit(struct agent *a, struct sender_job *j)
         if (c.state == LCAST_QUEUED)
             kind = "cast.accepted";
     } else {
-        parse_error(j->resp_body, j->resp_len, &eb);
+        parse_error(spell_buf_str(&j->resp), j->resp.len, &eb);
         if (j->status >= 500 || j->status == 429 ||
             (j->status == 409 && eb.code && strcmp(eb.code, "IDEMPOTENCY_IN_PROGRESS") == 0)) {
             snprintf(why, sizeof(why), "the server answered %d", j->status);
@@ -269,7 +271,7 @@ int submit_cancel(struct agent *a, const struct lcast *c, struct rpc_call *call)
     snprintf(url, sizeof(url), "%s/v1/casts/%s:cancel", a->opt.api_url, c->cast_id);
     j->url = strdup(url);
     j->bearer = strdup(a->token ? a->token : "");
-    if (!j->url || !j->bearer || sender_push(a->sender, j) != SPELL_OK) {
+    if (!j->url || !j->bearer || sender_post(a, j) != SPELL_OK) {
         sender_job_free(j);
         return SPELL_ENOMEM;
     }
@@ -293,12 +295,12 @@ static void apply_cancel(struct agent *a, struct sender_job *j)
             agent_log("cast %s: the cancel got no answer", c.local_id);
     } else if (j->status != 202 && j->status != 200) {
         if (j->call)
-            rpc_error_server(a, j->call, j->status, j->resp_body, j->resp_len);
+            rpc_error_server(a, j->call, j->status, spell_buf_str(&j->resp), j->resp.len);
         else
             agent_log("cast %s: the server refused the cancel (%d)", c.local_id, j->status);
     } else {
         /* The answer is the cast; apply it as a poll would. */
-        if (follow_apply_cast(a, j->resp_body, j->resp_len, &c) != SPELL_OK)
+        if (follow_apply_cast(a, spell_buf_str(&j->resp), j->resp.len, &c) != SPELL_OK)
             agent_log("cast %s: the cancel's answer is not a cast", c.local_id);
         if (j->call) {
             res = lcast_to_json(&c);
@@ -311,19 +313,11 @@ static void apply_cancel(struct agent *a, struct sender_job *j)
     lcast_free(&c);
 }
 
-void submit_dispatch(struct agent *a)
+void submit_job_done(struct agent *a, struct sender_job *j)
 {
-    struct sender_job *list = sender_take_done(a->sender);
-
-    while (list) {
-        struct sender_job *j = list;
-
-        list = j->next;
-        if (j->kind == SENDER_SUBMIT)
-            apply_submit(a, j);
-        else
-            apply_cancel(a, j);
-        sender_job_free(j);
-    }
+    if (j->kind == SENDER_SUBMIT)
+        apply_submit(a, j);
+    else
+        apply_cancel(a, j);
     submit_pump(a);
 }

@@ -17,6 +17,9 @@
  * them.  So removal only marks a stream dead (its callbacks then refuse
  * more data) and the handle is released once curl_multi_perform() has
  * returned; streams added while perform runs are attached at its end.
+ * A stream may carry any method and a body (xfer_method(), shared with
+ * spell_http_send()); the stream keeps its own copy of the body, since
+ * curl reads it only as the transfer goes.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -811,25 +814,28 @@ const char *spell_http_response_header(const struct spell_http_response *resp,
     return resp ? header_find(resp->headers, resp->n_headers, name) : NULL;
 }
 
-/* Installs method and body on the handle. */
-static int send_method(struct send_ctx *c, const struct spell_http_request *req,
-                       const char *method)
+/*
+ * Installs method and body on the handle, and the Content-Type line; the
+ * header list is installed too, so this comes after xfer_setup().  body
+ * must outlive the transfer (curl does not copy it).
+ */
+static int xfer_method(struct xfer *x, const char *method, const void *body, size_t body_len,
+                       const char *content_type)
 {
     int rc = SPELL_OK;
-    struct xfer *x = &c->x;
-    int wants_body = req->body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+    int wants_body = body || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
                      strcmp(method, "PATCH") == 0;
     struct spell_buf ct;
 
     spell_buf_init(&ct, MAX_CONTENT_TYPE + 32);
     if (strcmp(method, "HEAD") == 0) {
         rc = SPELL_EINVAL;
-        if (req->body)
+        if (body)
             goto out;
         SETOPT(x, CURLOPT_NOBODY, 1L);
     } else if (wants_body) {
-        SETOPT(x, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
-        SETOPT(x, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+        SETOPT(x, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+        SETOPT(x, CURLOPT_POSTFIELDS, body ? (const char *)body : "");
         if (strcmp(method, "POST") != 0)
             SETOPT(x, CURLOPT_CUSTOMREQUEST, method);
     } else if (strcmp(method, "GET") == 0) {
@@ -840,9 +846,9 @@ static int send_method(struct send_ctx *c, const struct spell_http_request *req,
 
     if (wants_body) {
         /* Without a body, "Content-Type:" stops curl adding a form type. */
-        if (req->body)
+        if (body)
             rc = spell_buf_addf(&ct, "Content-Type: %s",
-                                req->content_type ? req->content_type : "application/json");
+                                content_type ? content_type : "application/json");
         else
             rc = spell_buf_addstr(&ct, "Content-Type:");
         if (rc != SPELL_OK)
@@ -860,27 +866,40 @@ out:
     return rc;
 }
 
+/* Method, body and Content-Type as both modes take them. */
+static int check_method_body(const char *method, const void *body, size_t body_len,
+                             const char *content_type)
+{
+    int rc;
+    if ((rc = check_method(method)) != SPELL_OK)
+        return rc;
+    if (!body && body_len)
+        return SPELL_EINVAL;
+    if (body_len > SPELL_HTTP_MAX_REQUEST_BODY)
+        return SPELL_ETOOBIG;
+    if (body && strcmp(method, "HEAD") == 0)
+        return SPELL_EINVAL;
+    if (content_type) {
+        size_t len = strnlen(content_type, MAX_CONTENT_TYPE + 1);
+        if (len == 0 || len > MAX_CONTENT_TYPE)
+            return SPELL_EINVAL;
+        for (size_t i = 0; i < len; i++)
+            if (is_ctl((unsigned char)content_type[i]))
+                return SPELL_EINVAL;
+    }
+    return SPELL_OK;
+}
+
 static int check_request(const struct spell_http_request *req, const char *method)
 {
     int rc;
     if (!req->url)
         return SPELL_EINVAL;
-    if ((rc = check_method(method)) != SPELL_OK)
+    if ((rc = check_method_body(method, req->body, req->body_len, req->content_type)) !=
+        SPELL_OK)
         return rc;
-    if (!req->body && req->body_len)
-        return SPELL_EINVAL;
-    if (req->body_len > SPELL_HTTP_MAX_REQUEST_BODY)
-        return SPELL_ETOOBIG;
     if (req->body_cap > SPELL_HTTP_MAX_BODY_CAP)
         return SPELL_EINVAL;
-    if (req->content_type) {
-        size_t len = strnlen(req->content_type, MAX_CONTENT_TYPE + 1);
-        if (len == 0 || len > MAX_CONTENT_TYPE)
-            return SPELL_EINVAL;
-        for (size_t i = 0; i < len; i++)
-            if (is_ctl((unsigned char)req->content_type[i]))
-                return SPELL_EINVAL;
-    }
     if (req->retry.max_attempts < 0 || req->retry.max_attempts > SPELL_HTTP_MAX_ATTEMPTS ||
         req->retry.base_ms < 0 || req->retry.max_ms < 0)
         return SPELL_EINVAL;
@@ -922,7 +941,8 @@ int spell_http_send(const struct spell_http_request *req, struct spell_http_resp
                     total_ms, send_header_cb, send_write_cb, &c);
     if (rc != SPELL_OK)
         goto out;
-    if ((rc = send_method(&c, req, method)) != SPELL_OK)
+    if ((rc = xfer_method(&c.x, method, req->body, req->body_len, req->content_type)) !=
+        SPELL_OK)
         goto out;
     if ((rc = setopt_rc(curl_easy_setopt(c.x.easy, CURLOPT_MAXFILESIZE_LARGE,
                                          (curl_off_t)c.body.cap))) != SPELL_OK)
@@ -989,6 +1009,9 @@ struct spell_http_stream {
     /* The easy handle is in curl's multi handle. */
     int attached;
     int headers_fired;
+    /* The stream's own copy of the request body (curl reads it while the
+     * transfer runs); NULL when none is sent. */
+    char *body;
     int (*on_headers)(struct spell_http_stream *s, int status, void *user);
     int (*on_data)(struct spell_http_stream *s, const char *data, size_t len, void *user);
     void (*on_done)(struct spell_http_stream *s, int rc, int status, const char *error,
@@ -1052,6 +1075,7 @@ static void stream_release(struct spell_http_multi *m, struct spell_http_stream 
     if (s->attached)
         curl_multi_remove_handle(m->multi, s->x.easy);
     xfer_free(&s->x);
+    free(s->body);
     free(s);
 }
 
@@ -1125,6 +1149,10 @@ int spell_http_multi_add(struct spell_http_multi *m, const struct spell_http_str
     if (!m || !cfg || !cfg->url || cfg->timeout_ms < 0 || cfg->connect_timeout_ms < 0 ||
         cfg->low_speed_bytes < 0 || cfg->low_speed_secs < 0)
         goto out;
+    const char *method = cfg->method ? cfg->method : "GET";
+    if ((rc = check_method_body(method, cfg->body, cfg->body_len, cfg->content_type)) !=
+        SPELL_OK)
+        goto out;
     rc = SPELL_ETOOBIG;
     if (m->total >= SPELL_HTTP_MULTI_MAX_STREAMS)
         goto out;
@@ -1144,8 +1172,17 @@ int spell_http_multi_add(struct spell_http_multi *m, const struct spell_http_str
     if (rc != SPELL_OK)
         goto out;
     struct xfer *x = &s->x;
-    SETOPT(x, CURLOPT_HTTPGET, 1L);
-    SETOPT(x, CURLOPT_HTTPHEADER, x->slist);
+    if (cfg->body) {
+        rc = SPELL_ENOMEM;
+        /* At most SPELL_HTTP_MAX_REQUEST_BODY bytes, checked above. */
+        s->body = malloc(cfg->body_len ? cfg->body_len : 1);
+        if (!s->body)
+            goto out;
+        if (cfg->body_len)
+            memcpy(s->body, cfg->body, cfg->body_len);
+    }
+    if ((rc = xfer_method(x, method, s->body, cfg->body_len, cfg->content_type)) != SPELL_OK)
+        goto out;
     SETOPT(x, CURLOPT_PRIVATE, (void *)s);
     if (cfg->low_speed_bytes > 0 && cfg->low_speed_secs > 0) {
         SETOPT(x, CURLOPT_LOW_SPEED_LIMIT, cfg->low_speed_bytes);
@@ -1171,6 +1208,7 @@ out:
         if (s->attached)
             curl_multi_remove_handle(m->multi, s->x.easy);
         xfer_free(&s->x);
+        free(s->body);
         free(s);
     }
     return rc;

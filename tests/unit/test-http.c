@@ -1157,6 +1157,9 @@ struct sink {
     struct spell_http_stream *remove_on_headers;    /* another stream */
     struct spell_http_stream_config *add_on_done;   /* started from on_done */
     struct spell_http_stream *self;
+    /* Location and Retry-After as read from inside on_done. */
+    char done_location[128];
+    char done_retry_after[32];
 };
 
 static int sink_headers(struct spell_http_stream *s, int status, void *user)
@@ -1200,6 +1203,10 @@ static void sink_done(struct spell_http_stream *s, int rc, int status, const cha
     k->done_status = status;
     CHECK(error != NULL);
     CHECK(spell_http_stream_user(s) == user);
+    const char *loc = spell_http_stream_header(s, "Location");
+    const char *ra = spell_http_stream_header(s, "retry-after");
+    snprintf(k->done_location, sizeof k->done_location, "%s", loc ? loc : "");
+    snprintf(k->done_retry_after, sizeof k->done_retry_after, "%s", ra ? ra : "");
     if (k->add_on_done) {
         CHECK_INT(spell_http_multi_add(k->m, k->add_on_done, NULL), SPELL_OK);
         k->add_on_done = NULL;
@@ -1583,6 +1590,268 @@ static void test_poll_extra_fd_and_wakeup(void)
     spell_http_multi_free(m);
 }
 
+/* A POST with a JSON body, a bearer and an Idempotency-Key through the
+ * loop; the body is the stream's own copy, so the caller's may change
+ * at once.  The 202's header fields are still readable in on_done. */
+static void test_stream_post_json(void)
+{
+    struct server *srv = srv_start();
+    char url[128], v[256];
+    url_of(url, sizeof url, srv, "/v1/spells/thumbnail:cast");
+    static const char accepted[] =
+        "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+        "Location: /v1/casts/cst_1\r\nContent-Length: 40\r\n\r\n"
+        "{\"cast_id\":\"cst_1\",\"status\":\"queued\"}\n\n\n";
+    seg_add(srv_push(srv, "/v1/spells/thumbnail:cast", 0), accepted, strlen(accepted), 0);
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink k = {0};
+    struct spell_http_stream_config c;
+    stream_cfg(&c, url, &k, m);
+    char json[64];
+    snprintf(json, sizeof json, "%s", "{\"inputs\":{\"url\":\"https://x\"}}");
+    size_t json_len = strlen(json);
+    static const char *const hdr[] = {"Idempotency-Key: k0123456789abcdef0123456789abcde"};
+    c.method = "POST";
+    c.body = json;
+    c.body_len = json_len;
+    c.bearer = "tok_post";
+    c.headers = hdr;
+    c.n_headers = 1;
+    c.timeout_ms = 10000;
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    memset(json, 'z', sizeof json - 1);
+    run_loop(m);
+    CHECK_INT(k.headers_calls, 1);
+    CHECK_INT(k.header_status, 202);
+    CHECK_STR(k.content_type, "application/json");
+    CHECK_INT(k.done_calls, 1);
+    CHECK_INT(k.done_rc, SPELL_OK);
+    CHECK_INT(k.done_status, 202);
+    CHECK_MEM(k.data, k.len, "{\"cast_id\":\"cst_1\",\"status\":\"queued\"}\n\n\n", 40);
+    CHECK_STR(k.done_location, "/v1/casts/cst_1");
+    CHECK_STR(k.done_retry_after, "");
+    CHECK_INT(srv_count(srv), 1);
+    CHECK_STR(srv->reqs[0].method, "POST");
+    CHECK_STR(srv->reqs[0].path, "/v1/spells/thumbnail:cast");
+    CHECK_INT(srv->reqs[0].body_len, json_len);
+    CHECK_STR(srv->reqs[0].body, "{\"inputs\":{\"url\":\"https://x\"}}");
+    CHECK_STR(rec_header(srv, 0, "Content-Type", v, sizeof v), "application/json");
+    CHECK_STR(rec_header(srv, 0, "Content-Length", v, sizeof v), "30");
+    CHECK_STR(rec_header(srv, 0, "Authorization", v, sizeof v), "Bearer tok_post");
+    CHECK_STR(rec_header(srv, 0, "Idempotency-Key", v, sizeof v),
+              "k0123456789abcdef0123456789abcde");
+    CHECK_STR(rec_header(srv, 0, "User-Agent", v, sizeof v), "spell/0.1.0");
+    CHECK(rec_header(srv, 0, "Expect", v, sizeof v) == NULL);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
+/* Bodies with NUL bytes and invalid UTF-8 go out byte for byte; a POST
+ * without a body sends an empty one with no form type; other methods
+ * keep their names; a 503's Retry-After is readable at the end; the
+ * caller's GET configs (method NULL) are unchanged. */
+static void test_stream_binary_body_and_methods(void)
+{
+    struct server *srv = srv_start();
+    char url[128], v[256];
+    url_of(url, sizeof url, srv, "/x");
+    SEGL(srv_push(srv, NULL, 0), "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nb\0\xff\n", 0);
+    srv_reply(srv, "HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n");
+    srv_reply(srv, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    srv_reply(srv, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nget");
+    static const char bin[] = {'x', 0, 'y', (char)0xc3, (char)0x28, 0, '\n'};
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink k[4];
+    memset(k, 0, sizeof k);
+    struct spell_http_stream_config c;
+
+    stream_cfg(&c, url, &k[0], m);
+    c.method = "PUT";
+    c.body = bin;
+    c.body_len = sizeof bin;
+    c.content_type = "application/octet-stream";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    run_loop(m);
+    CHECK_INT(k[0].done_rc, SPELL_OK);
+    CHECK_MEM(k[0].data, k[0].len, "b\0\xff\n", 4);
+    CHECK_STR(srv->reqs[0].method, "PUT");
+    CHECK_STR(rec_header(srv, 0, "Content-Type", v, sizeof v), "application/octet-stream");
+    CHECK_MEM(srv->reqs[0].body, srv->reqs[0].body_len, bin, sizeof bin);
+
+    stream_cfg(&c, url, &k[1], m);
+    c.method = "POST";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    run_loop(m);
+    CHECK_INT(k[1].done_rc, SPELL_OK);
+    CHECK_INT(k[1].done_status, 503);
+    CHECK_STR(k[1].done_retry_after, "7");
+    CHECK_INT(k[1].len, 0);
+    CHECK_STR(srv->reqs[1].method, "POST");
+    CHECK_STR(rec_header(srv, 1, "Content-Length", v, sizeof v), "0");
+    CHECK(rec_header(srv, 1, "Content-Type", v, sizeof v) == NULL);
+    CHECK_INT(srv_count(srv), 2);       /* a 503 is not retried here */
+
+    stream_cfg(&c, url, &k[2], m);
+    c.method = "DELETE";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    run_loop(m);
+    CHECK_MEM(k[2].data, k[2].len, "ok", 2);
+    CHECK_STR(srv->reqs[2].method, "DELETE");
+    CHECK_INT(srv->reqs[2].body_len, 0);
+
+    stream_cfg(&c, url, &k[3], m);
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    run_loop(m);
+    CHECK_MEM(k[3].data, k[3].len, "get", 3);
+    CHECK_STR(srv->reqs[3].method, "GET");
+    CHECK(rec_header(srv, 3, "Content-Type", v, sizeof v) == NULL);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
+/* A 202 whose body comes in pieces, with pauses, is read to its end. */
+static void test_stream_202_read_fully(void)
+{
+    struct server *srv = srv_start();
+    char url[128];
+    url_of(url, sizeof url, srv, "/v1/casts/cst_1:cancel");
+    struct canned *a = srv_push(srv, NULL, 0);
+    SEGL(a, "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\n"
+            "Content-Length: 30\r\n\r\n", 0);
+    SEGL(a, "{\"cast_id\":", 40);
+    SEGL(a, "\"cst_1\",", 40);
+    SEGL(a, "\"status\":\"x\"}", 40);
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink k = {0};
+    struct spell_http_stream_config c;
+    stream_cfg(&c, url, &k, m);
+    c.method = "POST";
+    c.body = "";
+    c.body_len = 0;
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    run_loop(m);
+    CHECK_INT(k.header_status, 202);
+    CHECK_INT(k.data_before_headers, 0);
+    CHECK(k.data_calls >= 1);
+    CHECK_INT(k.done_calls, 1);
+    CHECK_INT(k.done_rc, SPELL_OK);
+    CHECK_MEM(k.data, k.len, "{\"cast_id\":\"cst_1\",\"status\":\"x\"}", 30);
+    CHECK_STR(srv->reqs[0].method, "POST");
+    CHECK_INT(srv->reqs[0].body_len, 0);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
+/* A POST's answer stopped mid-body: by its data callback (on_done says
+ * SPELL_EABORT), by removing it (no on_done at all), and by the server
+ * closing early (SPELL_ENET); the loop goes on with other streams. */
+static void test_stream_post_abort_mid_body(void)
+{
+    struct server *srv = srv_start();
+    char ua[128], ub[128], uc[128];
+    url_of(ua, sizeof ua, srv, "/a");
+    url_of(ub, sizeof ub, srv, "/b");
+    url_of(uc, sizeof uc, srv, "/c");
+    static const char head[] = "HTTP/1.1 202 Accepted\r\nContent-Length: 20\r\n\r\n";
+    struct canned *a = srv_push(srv, "/a", 1);
+    seg_add(a, head, strlen(head), 0);
+    SEGL(a, "0123456789", 0);
+    SEGL(a, "abcdefghij", 300);
+    struct canned *b = srv_push(srv, "/b", 1);
+    seg_add(b, head, strlen(head), 0);
+    SEGL(b, "0123456789", 0);
+    SEGL(b, "abcdefghij", 300);
+    struct canned *cc = srv_push(srv, "/c", 1);
+    seg_add(cc, head, strlen(head), 0);
+    SEGL(cc, "01234", 0);
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink ka = {0}, kb = {0}, kc = {0};
+    struct spell_http_stream_config c;
+    stream_cfg(&c, ua, &ka, m);
+    c.method = "POST";
+    c.body = "{\"a\":1}";
+    c.body_len = 7;
+    ka.abort_on_data = 1;
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    stream_cfg(&c, ub, &kb, m);
+    c.method = "POST";
+    c.body = "{\"b\":1}";
+    c.body_len = 7;
+    kb.remove_self_on_data = 1;
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    stream_cfg(&c, uc, &kc, m);
+    c.method = "POST";
+    c.body = "{\"c\":1}";
+    c.body_len = 7;
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    run_loop(m);
+    CHECK_INT(ka.header_status, 202);
+    CHECK_INT(ka.data_calls, 1);
+    CHECK_MEM(ka.data, ka.len, "0123456789", 10);
+    CHECK_INT(ka.done_calls, 1);
+    CHECK_INT(ka.done_rc, SPELL_EABORT);
+    CHECK_INT(kb.data_calls, 1);
+    CHECK_MEM(kb.data, kb.len, "0123456789", 10);
+    CHECK_INT(kb.done_calls, 0);
+    CHECK_INT(kc.done_calls, 1);
+    CHECK_INT(kc.done_rc, SPELL_ENET);
+    CHECK_INT(kc.done_status, 202);
+    CHECK_MEM(kc.data, kc.len, "01234", 5);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
+/* Bad methods and bodies are refused at add, and nothing is sent. */
+static void test_stream_bad_method_body(void)
+{
+    struct server *srv = srv_start();
+    char url[128];
+    url_of(url, sizeof url, srv, "/x");
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink k = {0};
+    struct spell_http_stream_config c;
+    struct spell_http_stream *s = (struct spell_http_stream *)&k;
+
+    stream_cfg(&c, url, &k, m);
+    c.method = "PO ST";
+    CHECK_INT(spell_http_multi_add(m, &c, &s), SPELL_EINVAL);
+    CHECK(s == NULL);
+    c.method = "";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_EINVAL);
+    c.method = "POST\r\nX: y";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_EINVAL);
+    c.method = "AVERYLONGMETHODNAMETHATGOESONANDONPASTTHECAP";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_EINVAL);
+    c.method = "POST";
+    c.body = NULL;
+    c.body_len = 5;
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_EINVAL);
+    c.body = "x";
+    c.body_len = SPELL_HTTP_MAX_REQUEST_BODY + 1;
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_ETOOBIG);
+    c.body_len = 1;
+    c.content_type = "text/plain\r\nX-Evil: 1";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_EINVAL);
+    c.content_type = "";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_EINVAL);
+    c.content_type = NULL;
+    c.method = "HEAD";
+    CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_EINVAL);
+    CHECK_INT(spell_http_multi_count(m), 0);
+    int running = -1;
+    CHECK_INT(spell_http_multi_perform(m, &running), SPELL_OK);
+    CHECK_INT(running, 0);
+    CHECK_INT(k.done_calls, 0);
+    CHECK_INT(srv_count(srv), 0);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
 int main(void)
 {
     /* The tests talk to 127.0.0.1 directly, whatever the environment says. */
@@ -1625,6 +1894,11 @@ int main(void)
     RUN(test_stream_failures);
     RUN(test_stream_free_while_open);
     RUN(test_poll_extra_fd_and_wakeup);
+    RUN(test_stream_post_json);
+    RUN(test_stream_binary_body_and_methods);
+    RUN(test_stream_202_read_fully);
+    RUN(test_stream_post_abort_mid_body);
+    RUN(test_stream_bad_method_body);
     spell_http_global_cleanup();
     return tap_done();
 }

@@ -14,7 +14,10 @@
  *    any request, honouring Retry-After.
  *
  *  - struct spell_http_multi follows many long-lived responses (Server-
- *    Sent Events) from one event-loop thread.  Each stream reports its
+ *    Sent Events) from one event-loop thread, and carries that thread's
+ *    one-shot requests too (a POST with a JSON body, say): a stream may
+ *    have any method, a body and extra header lines, and is sent once
+ *    (retrying is the caller's business there).  Each stream reports its
  *    status and header fields first (on_headers), then body bytes as they
  *    arrive (on_data), then its end (on_done).  The loop waits with
  *    spell_http_multi_poll(), which also watches the caller's own file
@@ -214,6 +217,17 @@ struct spell_http_stream_config {
     void (*on_done)(struct spell_http_stream *s, int rc, int status, const char *error,
                     void *user);
     void *user;
+    /* "GET" when NULL.  As in struct spell_http_request. */
+    const char *method;
+    /*
+     * Request body; NULL sends none (an empty one for POST, PUT and
+     * PATCH).  May hold NUL bytes; at most SPELL_HTTP_MAX_REQUEST_BODY.
+     * Copied by spell_http_multi_add(), so the caller's may go at once.
+     */
+    const void *body;
+    size_t body_len;
+    /* Content-Type of the body; "application/json" when NULL. */
+    const char *content_type;
 };
 
 int spell_http_multi_new(struct spell_http_multi **out);
@@ -221,9 +235,11 @@ int spell_http_multi_new(struct spell_http_multi **out);
 void spell_http_multi_free(struct spell_http_multi *m);
 
 /*
- * Starts a GET for cfg->url.  *out, if given, receives the stream, valid
- * until its on_done returns or it is removed.  May be called from a
- * callback; the transfer then starts once perform returns.
+ * Starts a request for cfg->url (a GET unless cfg->method says otherwise).
+ * *out, if given, receives the stream, valid until its on_done returns or
+ * it is removed.  May be called from a callback; the transfer then starts
+ * once perform returns.  The header fields stay readable with
+ * spell_http_stream_header() until on_done returns.  Nothing is retried.
  */
 int spell_http_multi_add(struct spell_http_multi *m, const struct spell_http_stream_config *cfg,
                          struct spell_http_stream **out);
