@@ -292,6 +292,50 @@ while True:
     portal_stop mute
 fi
 
+# ---- the mouse: tab clicks and row clicks, sent as a terminal sends them ----
+# tmux passes the SGR mouse report (ESC [ < button ; column ; row M, then m
+# for the release) to the pane as typed input; columns and rows count from 1.
+click() {   # click NAME COLUMN ROW
+    tmux -L "$T_SOCK" send-keys -t "$1" -l $'\e[<0;'"$2;$3"'M'
+    tmux -L "$T_SOCK" send-keys -t "$1" -l $'\e[<0;'"$2;$3"'m'
+}
+tab_column() {   # tab_column NAME LABEL: the 1-based column of LABEL on the tab bar
+    screen "$1" | sed -n 2p | awk -v l="$2" '{ print index($0, l) }'
+}
+api "$KEY" -X POST -d '{"name":"clickme"}' "$T_URL/v1/keys" >/dev/null
+portal_start mouse SPELL_API_KEY="$KEY" -- --api-url "$T_URL"
+wait_for mouse "Signed in as alice" 15 >/dev/null
+settle mouse
+col=$(tab_column mouse "API keys")
+click mouse "$((col + 2))" 2
+check "a click on the API keys tab opens it" wait_for mouse "PREFIX"
+settle mouse
+# Click the row of the key named clickme, then d: the confirmation names it.
+row=$(screen mouse | grep -n " clickme " | head -n 1 | cut -d: -f1)
+if [ -n "$row" ]; then
+    click mouse 5 "$row"
+    keys mouse d
+    check "a click on a row selects it (d asks about that key)" \
+        wait_for mouse 'Revoke the key "clickme"'
+    # A click on a tab while the dialog is open changes nothing.
+    click mouse "$(tab_column mouse "Usage")" 2
+    check "a click behind an open dialog is ignored" wait_for mouse 'Revoke the key "clickme"'
+    keys mouse Escape
+    wait_gone mouse "Revoke the key" >/dev/null
+else
+    not_ok "the clickme key is listed on the API keys tab"
+fi
+click mouse "$(tab_column mouse "Budget")" 2
+check "a click on the Budget tab opens it" wait_for mouse "Hard limit"
+# Past the last tab, on the tab bar: nothing happens.
+click mouse 98 2
+sleep 0.3
+check "a click past the last tab keeps the tab" wait_for mouse "Hard limit" 2
+click mouse "$(tab_column mouse "Dashboard")" 2
+check "a click on the Dashboard tab goes back" wait_for mouse "Signed in as alice"
+keys mouse q
+portal_stop mouse
+
 # ---- a server that is down: the status line, and r retries ----
 portal_start down SPELL_API_KEY="$KEY" -- --api-url "http://127.0.0.1:9"
 check "an unreachable server shows in the status line, retryable" wait_for down "[r retry]" 20
