@@ -24,7 +24,10 @@
 # a route to it the DNS lookup fails at once and gh reports the token
 # invalid (exit 1), so its time is its start-up plus one failed lookup.
 # The spell figure does not include the agent's own memory (a daemon that
-# is already running); docs/performance.md gives it separately.
+# is already running); docs/performance.md gives it separately.  spell
+# links neither libcurl nor libcrypto (its network module spell-net.so is
+# opened only by the commands that talk to the server themselves), so the
+# libraries it loads are printed with the figures.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,6 +109,7 @@ gh_cmd=(env GH_TOKEN=gho_0000000000000000000000000000000000000 GH_CONFIG_DIR="$t
 
 echo "cli-start: $runs runs each after $warmup warm-up runs; $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "== spell $("$cli" --version 2>/dev/null | head -n 1) against $(gh --version | head -n 1)"
+echo "-- spell links: $(readelf -d "$cli" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p' | tr '\n' ' ')"
 echo "-- spell whoami says:"
 "${spell_cmd[@]}" 2>&1 | sed 's/^/   /' || true
 echo "-- gh auth status says (exit status $( "${gh_cmd[@]}" >/dev/null 2>&1; echo $?)):"

@@ -1,6 +1,7 @@
 /*
  * The command line's common parts: flag parsing, messages, colour,
- * progress display and how a cast is printed.
+ * progress display and how a cast is printed.  The network module
+ * (net.c) is built with this file too, for its messages and progress.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "spell/errors.h"
 #include "spell/money.h"
 
 void cli_err(const char *fmt, ...)
@@ -20,6 +22,15 @@ void cli_err(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+void cli_print_server_error(int status, const char *code, const char *message)
+{
+    const char *sentence = spell_api_error_sentence(code ? code : "", status);
+    if (message && *message && strcmp(message, sentence) != 0)
+        cli_err("%s (%s%s%s)", sentence, code ? code : "", code ? ": " : "", message);
+    else
+        cli_err("%s%s%s%s", sentence, code ? " (" : "", code ? code : "", code ? ")" : "");
 }
 
 int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)

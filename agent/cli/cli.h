@@ -166,9 +166,19 @@ int cli_token_from_file(struct cli_ctx *ctx, struct cli_token *t);
  * body (NULL for an empty one) and 0 is returned; otherwise the error is
  * printed (catalog sentence plus the server's message) and the exit code
  * returned (4 for 402).  *status (may be NULL) receives the HTTP status.
+ * This and cli_follow_direct() load the network module (net.h) on first
+ * use; when it cannot be loaded they say so and return CLI_EXIT_ERROR.
  */
 int cli_api(const struct cli_token *t, const char *method, const char *path, const cJSON *body,
             const char *idem_key, int *status, cJSON **out);
+
+/* cli_api() with flags: CLI_API_ABSENT_OK makes a 404 an answer rather
+ * than an error (0 is returned with *status 404 and *out NULL, nothing is
+ * printed), for a resource that may not exist. */
+#define CLI_API_ABSENT_OK 1u
+int cli_api_ex(const struct cli_token *t, const char *method, const char *path,
+               const cJSON *body, const char *idem_key, unsigned flags, int *status,
+               cJSON **out);
 
 /* Prints a server error body: "spell: <sentence> (<message>)". */
 void cli_print_server_error(int status, const char *code, const char *message);

@@ -16,14 +16,10 @@
 #include <time.h>
 
 #include "cli.h"
-#include "spell/device.h"
-#include "spell/http.h"
-#include "spell/json.h"
+#include "net.h"
 
 #define CARD_POLL_S 3
 #define CARD_WAIT_S 600
-/* A payment_method body is well under 1 KiB. */
-#define CARD_BODY_CAP ((size_t)64 * 1024)
 
 enum { OPT_JSON, N_OPTS };
 
@@ -50,47 +46,19 @@ static int int_member(const cJSON *j, const char *name)
  */
 static int fetch_card(const struct cli_token *t, cJSON **pm)
 {
-    struct spell_http_request req;
-    struct spell_http_response resp;
-    struct spell_json_limits lim = {CARD_BODY_CAP, 8};
-    char url[SPELL_CONFIG_URL_MAX + 64];
-    int rc, code = CLI_EXIT_ERROR;
+    int status = 0;
+    int code = cli_api_ex(t, "GET", "/v1/billing/payment-method", NULL, NULL,
+                          CLI_API_ABSENT_OK, &status, pm);
 
-    *pm = NULL;
-    snprintf(url, sizeof url, "%s/v1/billing/payment-method", t->api_url);
-    spell_http_request_init(&req, "GET", url);
-    req.bearer = t->token;
-    req.body_cap = CARD_BODY_CAP;
-    rc = spell_http_send(&req, &resp);
-    if (rc != 0) {
-        cli_err("cannot reach %s: %s", t->api_url, resp.error[0] ? resp.error : "error");
-        goto out;
-    }
-    if (resp.status == 404) {
-        code = CLI_EXIT_OK;
-        goto out;
-    }
-    if (resp.status != 200) {
-        cJSON *e = NULL;
-        const cJSON *err = NULL;
-
-        if (spell_json_parse(resp.body, resp.body_len, &lim, &e, NULL, 0) == 0)
-            err = cJSON_GetObjectItemCaseSensitive(e, "error");
-        cli_print_server_error(resp.status, str_member(err, "code"), str_member(err, "message"));
-        cJSON_Delete(e);
-        goto out;
-    }
-    if (spell_json_parse(resp.body, resp.body_len, &lim, pm, NULL, 0) != 0 ||
-        !cJSON_IsObject(*pm)) {
+    if (code != CLI_EXIT_OK || status == 404)
+        return code;
+    if (!cJSON_IsObject(*pm)) {
         cJSON_Delete(*pm);
         *pm = NULL;
         cli_err("the server's answer is not a payment method");
-        goto out;
+        return CLI_EXIT_ERROR;
     }
-    code = CLI_EXIT_OK;
-out:
-    spell_http_response_free(&resp);
-    return code;
+    return CLI_EXIT_OK;
 }
 
 static void print_card(const cJSON *pm)
@@ -171,7 +139,8 @@ static int card_add(struct cli_ctx *ctx)
     printf("Add your card at:\n\n  %s\n\n", url);
     if (str_member(setup, "expires_at"))
         printf("The page is valid until %s.\n", str_member(setup, "expires_at"));
-    if (spell_device_open_browser(url, NULL) == 0)
+    /* The request above loaded the module. */
+    if (cli_net()->open_browser(url, NULL) == 0)
         printf("Opened it in your browser.\n");
     printf("Waiting for the card (Ctrl-C to stop; check later with: spell card)...\n");
     fflush(stdout);

@@ -17,10 +17,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "spell/cost.h"
-#include "spell/crypto.h"
+#include "net.h"
 #include "spell/json.h"
-#include "spell/models.h"
 #include "spell/money.h"
 #include "spell/schema.h"
 
@@ -154,17 +152,17 @@ fail:
     return code;
 }
 
-static void make_idempotency_key(char *out, size_t outlen)
+static void make_idempotency_key(const struct cli_net *net, char *out, size_t outlen)
 {
     char token[33];
-    if (spell_random_token(token, 32) != 0)
+    if (net->random_token(token, 32) != 0)
         token[0] = '\0';
     snprintf(out, outlen, "cli-%s", token);
 }
 
 /* --direct: POST the cast, and with --wait follow it and fetch it. */
-static int cast_direct(struct cli_ctx *ctx, const struct cli_token *t, const char *key,
-                       cJSON *body, const struct cli_args *args)
+static int cast_direct(struct cli_ctx *ctx, const struct cli_net *net, const struct cli_token *t,
+                       const char *key, cJSON *body, const struct cli_args *args)
 {
     char path[512];
     char idem[64];
@@ -172,7 +170,7 @@ static int cast_direct(struct cli_ctx *ctx, const struct cli_token *t, const cha
     cJSON *cast = NULL;
     int code;
 
-    make_idempotency_key(idem, sizeof(idem));
+    make_idempotency_key(net, idem, sizeof(idem));
     if (!idem[4]) {
         cli_err("cannot draw a random Idempotency-Key");
         return CLI_EXIT_ERROR;
@@ -182,7 +180,7 @@ static int cast_direct(struct cli_ctx *ctx, const struct cli_token *t, const cha
     if (code != CLI_EXIT_OK)
         goto out;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(answer, "cast_id");
-    if (!cJSON_IsString(id) || !spell_cast_id_valid(id->valuestring)) {
+    if (!cJSON_IsString(id) || !net->cast_id_valid(id->valuestring)) {
         cli_err("the server's answer has no cast id");
         code = CLI_EXIT_ERROR;
         goto out;
@@ -320,6 +318,7 @@ static int cast_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, c
     struct cli_args args;
     struct cli_token t;
     struct spell_spell spell;
+    const struct cli_net *net;
     struct spell_agent *a = NULL;
     cJSON *spell_json = NULL;
     cJSON *inputs = NULL;
@@ -336,8 +335,12 @@ static int cast_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, c
     code = cli_parse(cmd, opts, N_OPTS, argc, argv, 1, 1, &args);
     if (code != 0 || args.help)
         return code ? code : cli_help(cmd);
+    /* Every cast reads the spell from the server, and the spell's model,
+     * the estimate and the Idempotency-Key come from the module too. */
+    if (!(net = cli_net()))
+        return CLI_EXIT_ERROR;
     const char *key = args.pos[0];
-    if (!spell_spell_key_valid(key))
+    if (!net->spell_key_valid(key))
         return cli_usage_error(cmd, "'%s' is not a spell name", key);
     if (args.set[OPT_CAP]) {
         char *end = NULL;
@@ -363,7 +366,7 @@ static int cast_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, c
     code = cli_api(&t, "GET", path, NULL, NULL, NULL, &spell_json);
     if (code != CLI_EXIT_OK)
         goto out;
-    if (spell_spell_from_json(spell_json, &spell, err, sizeof(err)) != 0) {
+    if (net->spell_from_json(spell_json, &spell, err, sizeof(err)) != 0) {
         cli_err("the server's description of %s is malformed: %s", key, err);
         code = CLI_EXIT_ERROR;
         goto out;
@@ -371,7 +374,7 @@ static int cast_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, c
     code = build_inputs(cmd, &args, spell.inputs_schema, &inputs);
     if (code != CLI_EXIT_OK)
         goto out;
-    if (spell_cost_estimate_inputs(&spell.pricing, inputs, &estimate) != 0) {
+    if (net->cost_estimate_inputs(&spell.pricing, inputs, &estimate) != 0) {
         cli_err("cannot estimate the cost of these inputs");
         code = CLI_EXIT_ERROR;
         goto out;
@@ -393,13 +396,13 @@ static int cast_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, c
             code = CLI_EXIT_ERROR;
             goto out;
         }
-        code = cast_direct(ctx, &t, key, body, &args);
+        code = cast_direct(ctx, net, &t, key, body, &args);
     } else {
         code = cast_agent(ctx, a, key, inputs, &args, cap, args.set[OPT_CAP]);
     }
 out:
     cli_token_wipe(&t);
-    spell_spell_free(&spell);
+    net->spell_free(&spell);
     cJSON_Delete(body);
     cJSON_Delete(inputs);
     cJSON_Delete(spell_json);

@@ -11,6 +11,9 @@
  * as gh auth login --with-token does, so it never reaches argv or the
  * shell history), checks its shape offline with spell_apikey_parse(), then
  * hands it to the agent the same way.
+ *
+ * Both use core functions that live in the network module (net.h): the
+ * device flow talks HTTP, and the key check sits in core's crypto.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,8 +22,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "spell/crypto.h"
-#include "spell/device.h"
+#include "net.h"
 #include "spell/errors.h"
 
 /* Polls that fail in transport in a row before login gives up. */
@@ -102,6 +104,7 @@ out:
 
 static int login_device(struct cli_ctx *ctx)
 {
+    const struct cli_net *net;
     struct spell_device_grant g;
     struct spell_device_result r;
     char err[256];
@@ -113,22 +116,24 @@ static int login_device(struct cli_ctx *ctx)
         cli_err("no server is configured (set SPELL_API_URL or api_url in the config file)");
         return CLI_EXIT_USAGE;
     }
-    rc = spell_device_start(ctx->cfg.api_url, &g, err, sizeof(err));
+    if (!(net = cli_net()))
+        return CLI_EXIT_ERROR;
+    rc = net->device_start(ctx->cfg.api_url, &g, err, sizeof(err));
     if (rc != SPELL_OK) {
         cli_err("cannot start the sign-in at %s: %s", ctx->cfg.api_url, err);
         return CLI_EXIT_ERROR;
     }
     printf("To sign in, open  %s\nand enter the code  %s\n", g.verification_uri, g.user_code);
-    if (spell_device_open_browser(g.verification_uri_complete[0] ? g.verification_uri_complete
-                                                                 : g.verification_uri,
-                                  NULL) == SPELL_OK)
+    if (net->open_browser(g.verification_uri_complete[0] ? g.verification_uri_complete
+                                                         : g.verification_uri,
+                          NULL) == SPELL_OK)
         printf("(A browser window was opened for you.)\n");
     printf("Waiting for the sign-in to finish in the browser...\n");
     fflush(stdout);
     deadline = time(NULL) + g.expires_in;
     for (;;) {
         sleep_s(g.interval);
-        rc = spell_device_poll(ctx->cfg.api_url, &g, &r, err, sizeof(err));
+        rc = net->device_poll(ctx->cfg.api_url, &g, &r, err, sizeof(err));
         if (rc == SPELL_ENET || rc == SPELL_ETIMEOUT) {
             if (++fails >= DEVICE_NET_FAILS_MAX) {
                 cli_err("lost the server at %s: %s", ctx->cfg.api_url, err);
@@ -154,7 +159,7 @@ static int login_device(struct cli_ctx *ctx)
     }
     code = agent_store(ctx, r.access_token, "session");
 out:
-    spell_device_result_wipe(&r);
+    net->device_result_wipe(&r);
     explicit_bzero(g.device_code, sizeof(g.device_code));
     return code;
 }
@@ -164,6 +169,7 @@ static int login_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, 
     struct cli_args args;
     struct spell_apikey key;
     struct spell_agent *a = NULL;
+    const struct cli_net *net = NULL;
     cJSON *params = NULL;
     cJSON *result = NULL;
     char line[KEY_LINE_MAX];
@@ -184,7 +190,11 @@ static int login_exec(struct cli_ctx *ctx, const struct cli_cmd *cmd, int argc, 
         cli_err("no key on standard input (one line, at most %d bytes)", KEY_LINE_MAX - 1);
         return CLI_EXIT_USAGE;
     }
-    int rc = spell_apikey_parse(line, &key);
+    if (!(net = cli_net())) {
+        explicit_bzero(line, sizeof(line));
+        return CLI_EXIT_ERROR;
+    }
+    int rc = net->apikey_parse(line, &key);
     explicit_bzero(line, sizeof(line));
     if (rc != 0) {
         cli_err(rc == SPELL_EVERIFY
@@ -216,7 +226,8 @@ out:
         if (cJSON_IsString(tok))
             explicit_bzero(tok->valuestring, strlen(tok->valuestring));
     }
-    spell_apikey_wipe(&key);
+    if (net)
+        net->apikey_wipe(&key);
     cJSON_Delete(params);
     cJSON_Delete(result);
     spell_agent_free(a);

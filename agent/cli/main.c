@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "spell/http.h"
+#include "net.h"
 #include "spell/version.h"
 
 static const struct cli_cmd *const commands[] = {
@@ -122,6 +122,6 @@ int main(int argc, char **argv)
     fflush(stdout);
     if (ctx.cfg_ok)
         spell_config_free(&ctx.cfg);
-    spell_http_global_cleanup();
+    cli_net_cleanup();
     return code;
 }

@@ -246,6 +246,18 @@ if command -v python3 >/dev/null; then
     run "whoami --json through the agent" 0 "$SPELL" whoami --json
     have_jq && check "whoami --json source" "[ \"\$(jqget .source)\" = file ] && [ \"\$(jqget .account)\" = alice ]"
     run "keys ls with the agent's token" 0 "$SPELL" keys ls --json
+    # spell links no libcurl: the commands that only ask the agent never
+    # load the network module, the others load it when they need it.
+    LD_DEBUG=files run "whoami through the agent, LD_DEBUG=files" 0 "$SPELL" whoami
+    check "whoami loads neither the network module nor libcurl" "grep -q 'calling init' '$T/err' && ! grep -Eq 'spell-net\.so|libcurl|libcrypto' '$T/err'"
+    LD_DEBUG=files run "ls through the agent, LD_DEBUG=files" 0 "$SPELL" ls --json
+    check "ls through the agent loads no network module" "grep -q 'calling init' '$T/err' && ! grep -Eq 'spell-net\.so|libcurl' '$T/err'"
+    LD_DEBUG=files run "keys ls, LD_DEBUG=files" 0 "$SPELL" keys ls --json
+    check "keys ls loads the network module and libcurl" "grep -q 'spell-net\.so' '$T/err' && grep -q 'libcurl' '$T/err'"
+    mkdir -p "$T/lone" && cp "$SPELL" "$T/lone/spell"
+    run "spell without its module beside it: whoami through the agent" 0 "$T/lone/spell" whoami
+    check "whoami (no module) shows the account" "grep -q 'alice' '$T/out'"
+    run "spell without its module beside it: ls through the agent" 0 "$T/lone/spell" ls
     run "cast echo through the agent" 0 "$SPELL" cast echo -i message=hi
     check "prints the local id" "grep -q '^lc_' '$T/out'"
     LID=$(cat "$T/out")
