@@ -17,8 +17,9 @@
  *   subscribers, answers cast.wait callers and raises notifications.
  *
  * SQLite, the client list, the follows and every callback are touched by
- * the loop thread only.  The desktop module (agent/desktop) keeps its own
- * thread for GLib, behind its fd.
+ * the loop thread, the process's only thread.  The desktop module
+ * (agent/desktop) runs GLib, libsecret and libnotify in a helper process,
+ * spell-agent-desktop, behind its fd.
  */
 #ifndef AGENT_AGENT_H
 #define AGENT_AGENT_H
@@ -140,6 +141,10 @@ void queue_close(struct queue *q);
 int queue_insert(struct queue *q, const struct lcast *c);
 /* Writes every mutable column of c (matched by local_id). */
 int queue_update(struct queue *q, const struct lcast *c);
+/* As queue_update(), without waiting for the disk: the row survives a
+ * crash of the agent but perhaps not a power cut.  For what the server can
+ * replay: a followed cast's events, resumed after last_event_id. */
+int queue_update_progress(struct queue *q, const struct lcast *c);
 /* SPELL_ENOTFOUND when no row matches. */
 int queue_get(struct queue *q, const char *local_id, struct lcast *out);
 int queue_get_by_cast_id(struct queue *q, const char *cast_id, struct lcast *out);

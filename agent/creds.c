@@ -105,6 +105,13 @@ static void load_done(void *ud, const struct desktop_cred_result *r)
     if (r->rc != SPELL_OK) {
         agent_log("credential: cannot be loaded (%s)",
                   r->message[0] ? r->message : spell_strerror(r->rc));
+        /* The desktop helper down (or the file refused): SPELL_API_KEY
+         * still works, as it does with no desktop module at all. */
+        if (a->env_api_key && !creds_token(a) &&
+            creds_set(a, a->env_api_key, DESKTOP_CRED_ENV, "", "") == SPELL_OK) {
+            agent_log("credential: from env");
+            learn_account(a);
+        }
     } else if (r->source == DESKTOP_CRED_NONE || !r->token[0]) {
         creds_clear(a);
         agent_log("credential: none stored; sign in with `spell login`");

@@ -9,6 +9,14 @@
  * by events.c; a terminal event ends the follow and raises the
  * notification.  A budget.soft_limit event raises its own.
  *
+ * A stream that brings nothing (not even the server's 15 s ping) for
+ * FOLLOW_IDLE_S is cut by follow_tick(), which walks the follows on every
+ * turn of the loop anyway.  This is deliberately not curl's low-speed
+ * check: curl re-arms a one-second timer per transfer for it, which woke
+ * the loop every second, idle or not, for a turn that walks every one of
+ * the 1,000 transfers (curl_multi_poll, then curl_multi_perform, which
+ * polls each transfer's socket once more).
+ *
  * When a stream ends without a terminal event it is opened again after a
  * short backoff; a connection that delivered events resets the count.
  * After AGENT_STREAM_FAILURES_MAX failures in a row the follow polls GET
@@ -61,6 +69,8 @@ struct follow {
     bool finished;
     /* Events applied on the current connection. */
     int events_this_stream;
+    /* When the current stream last brought a byte (or opened). */
+    int64_t last_data_at;
     /* The status of the current stream. */
     int status;
 };
@@ -257,7 +267,8 @@ static int on_event(const struct spell_sse_event *ev, void *user)
         }
     }
     c.last_event_id = seq;
-    if (queue_update(a->queue, &c) != SPELL_OK) {
+    /* The server replays from last_event_id: no fsync per event. */
+    if (queue_update_progress(a->queue, &c) != SPELL_OK) {
         stop = 1;
         goto out;
     }
@@ -309,6 +320,7 @@ static int stream_headers(struct spell_http_stream *s, int status, void *user)
     struct follow *f = user;
 
     f->status = status;
+    f->last_data_at = spell_time_now_ms();
     return 0;
 }
 
@@ -317,6 +329,7 @@ static int stream_data(struct spell_http_stream *s, const char *data, size_t len
     struct follow *f = user;
     int rc;
 
+    f->last_data_at = spell_time_now_ms();
     if (f->status != 200)
         return 0;   /* an error body; read and dropped */
     rc = spell_sse_feed(&f->sse, data, len);
@@ -325,10 +338,10 @@ static int stream_data(struct spell_http_stream *s, const char *data, size_t len
 
 static int start_get(struct follow *f);
 
-static void stream_done(struct spell_http_stream *s, int rc, int status, const char *error,
-                        void *user)
+/* The stream is over (closed, failed, or cut for idling): decide what
+ * comes next. */
+static void stream_ended(struct follow *f, int rc, int status, const char *error)
 {
-    struct follow *f = user;
     struct agent *a = f->a;
 
     f->stream = NULL;
@@ -362,6 +375,12 @@ static void stream_done(struct spell_http_stream *s, int rc, int status, const c
     schedule_retry(f);
 }
 
+static void stream_done(struct spell_http_stream *s, int rc, int status, const char *error,
+                        void *user)
+{
+    stream_ended(user, rc, status, error);
+}
+
 static int start_stream(struct follow *f)
 {
     struct agent *a = f->a;
@@ -382,14 +401,13 @@ static int start_stream(struct follow *f)
     cfg.bearer = a->token;
     cfg.headers = hdrs;
     cfg.n_headers = n;
-    cfg.low_speed_bytes = 1;
-    cfg.low_speed_secs = FOLLOW_IDLE_S;
     cfg.on_headers = stream_headers;
     cfg.on_data = stream_data;
     cfg.on_done = stream_done;
     cfg.user = f;
     f->status = 0;
     f->events_this_stream = 0;
+    f->last_data_at = spell_time_now_ms();
     rc = spell_http_multi_add(a->multi, &cfg, &f->stream);
     if (rc == SPELL_OK)
         f->phase = FOLLOW_STREAM;
@@ -488,6 +506,19 @@ int64_t follow_tick(struct agent *a, int64_t now)
         return 0;
     for (struct follow *f = a->follows, *nf; f; f = nf) {
         nf = f->next;
+        if (f->phase == FOLLOW_STREAM && f->stream) {
+            int64_t idle_at = f->last_data_at + FOLLOW_IDLE_S * 1000;
+
+            if (now >= idle_at) {
+                spell_http_multi_remove(a->multi, f->stream);
+                /* May free f (a finished cast). */
+                stream_ended(f, SPELL_ETIMEOUT, f->status, "no data for 45 s");
+                continue;
+            }
+            if (!next || idle_at < next)
+                next = idle_at;
+            continue;
+        }
         if (f->phase != FOLLOW_WAIT)
             continue;
         if (f->finished) {

@@ -8,9 +8,9 @@
  * SIGINT.  Signals arrive through a signalfd: no work happens in a
  * handler.
  *
- * The loop is the daemon's one thread (the desktop module keeps one more
- * for GLib): client sockets, signals, the desktop fd and every HTTP
- * transfer, the submissions' POSTs included, wait in one
+ * The loop is the daemon's one thread (GLib runs in the desktop helper, a
+ * process of its own): client sockets, signals, the desktop fd and every
+ * HTTP transfer, the submissions' POSTs included, wait in one
  * spell_http_multi_poll().
  *
  * Shutdown drains: the listening socket stops accepting, every request

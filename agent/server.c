@@ -178,8 +178,31 @@ void server_accept(struct agent *a)
     }
 }
 
+/* Moves what the socket takes now from c->out to the kernel; never blocks. */
+static void client_flush(struct client *c)
+{
+    while (c->out.len > 0 && !c->dead) {
+        ssize_t n = send(c->fd, c->out.ptr, c->out.len, MSG_NOSIGNAL);
+
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                c->dead = true;
+            return;
+        }
+        spell_buf_consume(&c->out, (size_t)n);
+    }
+}
+
 void server_client_send(struct client *c, const char *line, size_t len, bool is_event)
 {
+    if (c->dead)
+        return;
+    /* A burst (a thousand casts finishing in one turn of the loop) can pass
+     * the limit before the loop gets to write: hand the socket what it
+     * takes first, so only a subscriber that really does not read is
+     * dropped. */
+    if (is_event && c->out.len + len + 1 > AGENT_MAX_PENDING_EVENTS)
+        client_flush(c);
     if (c->dead)
         return;
     if (is_event && c->out.len + len + 1 > AGENT_MAX_PENDING_EVENTS) {
@@ -247,16 +270,8 @@ void server_client_read(struct agent *a, struct client *c)
 
 void server_client_write(struct agent *a, struct client *c)
 {
-    while (c->out.len > 0 && !c->dead) {
-        ssize_t n = send(c->fd, c->out.ptr, c->out.len, MSG_NOSIGNAL);
-
-        if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                c->dead = true;
-            return;
-        }
-        spell_buf_consume(&c->out, (size_t)n);
-    }
+    (void)a;
+    client_flush(c);
     if (c->out.len == 0 && c->close_after_flush)
         c->dead = true;
 }

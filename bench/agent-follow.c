@@ -12,7 +12,9 @@
  *   wait until the server's spell_sse_streams_open gauge (GET /metrics)
  *       reaches N and agent.status says N casts active: the agent now
  *       follows every cast over its own SSE stream
- *   sample the agent's VmRSS, VmHWM and Threads (/proc/PID/status)
+ *   sample the agent's VmRSS, VmHWM and Threads (/proc/PID/status), and
+ *       the same of its desktop helper (spell-agent-desktop, the child
+ *       process whose parent is the agent), reported beside the agent's
  *   open the FIFO for writing: every cast's program returns from its
  *       open, sleeps its delay_ms and finishes
  *   read "event" notifications; the receipt time (CLOCK_REALTIME, taken
@@ -114,6 +116,10 @@ struct run {
     long long status_active;
     long max_threads;
     long max_rss_kib;
+    /* The desktop helper (0 when none runs) and its peaks. */
+    long helper_pid;
+    long max_helper_threads;
+    long max_helper_rss_kib;
     CURLM *multi;
     struct direct *direct;
     int ndirect;
@@ -365,6 +371,38 @@ static void thread_names(long pid, char *out, size_t cap)
         len += (size_t)snprintf(out + len, cap - len, "%s%s x%d", i ? ", " : "", names[i], counts[i]);
 }
 
+/* The agent's desktop helper: the child of pid named spell-agent-des(ktop)
+ * (comm is cut at 15 bytes), from /proc/N/stat; 0 when there is none. */
+static long find_helper(long pid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long found = 0;
+
+    if (!d)
+        return 0;
+    while (!found && (e = readdir(d))) {
+        char path[300], stat[512], *paren;
+        long ppid = 0;
+        FILE *f;
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        if (!(f = fopen(path, "r")))
+            continue;
+        if (!fgets(stat, sizeof stat, f))
+            stat[0] = '\0';
+        fclose(f);
+        paren = strrchr(stat, ')');
+        if (!paren || sscanf(paren + 1, " %*c %ld", &ppid) != 1 || ppid != pid)
+            continue;
+        if (strstr(stat, "(spell-agent-des"))
+            found = strtol(e->d_name, NULL, 10);
+    }
+    closedir(d);
+    return found;
+}
+
 static void sample_agent(struct run *r)
 {
     long t = proc_field(r->agent_pid, "Threads"), rss = proc_field(r->agent_pid, "VmRSS");
@@ -372,6 +410,14 @@ static void sample_agent(struct run *r)
         r->max_threads = t;
     if (rss > r->max_rss_kib)
         r->max_rss_kib = rss;
+    if (r->helper_pid > 0) {
+        t = proc_field(r->helper_pid, "Threads");
+        rss = proc_field(r->helper_pid, "VmRSS");
+        if (t > r->max_helper_threads)
+            r->max_helper_threads = t;
+        if (rss > r->max_helper_rss_kib)
+            r->max_helper_rss_kib = rss;
+    }
 }
 
 /* ---- HTTP: /metrics and GET /v1/casts -------------------------------- */
@@ -648,6 +694,7 @@ int main(int argc, char **argv)
     struct stats lat, dlat, alat;
     int64_t t0, deadline, t_go;
     long streams = -1, rss_steady, hwm_steady, threads_steady, rss_end, hwm_end;
+    long helper_rss = -1, helper_threads = -1;
     int fifo_fd, missing = 0;
     char names[1024];
 
@@ -699,6 +746,18 @@ int main(int argc, char **argv)
     thread_names(r.agent_pid, names, sizeof names);
     printf("agent while following: VmRSS %.1f MiB, VmHWM %.1f MiB, %ld threads (%s)\n",
            (double)rss_steady / 1024, (double)hwm_steady / 1024, threads_steady, names);
+    r.helper_pid = find_helper(r.agent_pid);
+    if (r.helper_pid > 0) {
+        helper_rss = proc_field(r.helper_pid, "VmRSS");
+        helper_threads = proc_field(r.helper_pid, "Threads");
+        r.max_helper_rss_kib = helper_rss;
+        r.max_helper_threads = helper_threads;
+        thread_names(r.helper_pid, names, sizeof names);
+        printf("its desktop helper (pid %ld): VmRSS %.1f MiB, %ld threads (%s)\n", r.helper_pid,
+               (double)helper_rss / 1024, helper_threads, names);
+    } else {
+        printf("no desktop helper runs beside the agent\n");
+    }
     fflush(stdout);
 
     /* Go: the casts finish over the next delay_max_ms (and the waves of
@@ -760,12 +819,21 @@ int main(int argc, char **argv)
                ms(stats_pct(&alat, 90)), ms(stats_pct(&alat, 99)), ms(stats_max(&alat)));
     }
     printf("RESULT casts=%d streams=%ld finals=%d not_succeeded=%d missing=%d rss_kib=%ld "
-           "hwm_kib=%ld threads=%ld max_threads=%ld max_rss_kib=%ld p50_us=%lld p90_us=%lld "
-           "p99_us=%lld max_us=%lld\n",
+           "hwm_kib=%ld threads=%ld max_threads=%ld max_rss_kib=%ld helper_pid=%ld "
+           "helper_rss_kib=%ld helper_threads=%ld max_helper_rss_kib=%ld max_helper_threads=%ld "
+           "p50_us=%lld p90_us=%lld p99_us=%lld max_us=%lld",
            r.ncasts, streams, r.finals, r.failures, missing, rss_steady, hwm_end,
-           threads_steady, r.max_threads, r.max_rss_kib, (long long)stats_pct(&lat, 50),
-           (long long)stats_pct(&lat, 90), (long long)stats_pct(&lat, 99),
-           (long long)stats_max(&lat));
+           threads_steady, r.max_threads, r.max_rss_kib, r.helper_pid, helper_rss,
+           helper_threads, r.max_helper_rss_kib, r.max_helper_threads,
+           (long long)stats_pct(&lat, 50), (long long)stats_pct(&lat, 90),
+           (long long)stats_pct(&lat, 99), (long long)stats_max(&lat));
+    if (r.ndirect)
+        printf(" direct_p50_us=%lld direct_p90_us=%lld direct_p99_us=%lld via_p50_us=%lld "
+               "via_p90_us=%lld via_p99_us=%lld",
+               (long long)stats_pct(&dlat, 50), (long long)stats_pct(&dlat, 90),
+               (long long)stats_pct(&dlat, 99), (long long)stats_pct(&alat, 50),
+               (long long)stats_pct(&alat, 90), (long long)stats_pct(&alat, 99));
+    printf("\n");
     close(fifo_fd);
     close(r.fd);
     direct_close(&r);

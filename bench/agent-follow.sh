@@ -20,9 +20,15 @@
 #     what is measured is the agent's own notification to its
 #     events.subscribe client, see docs/performance.md);
 #   - bench/agent-follow submits CASTS casts through the agent, waits until
-#     the server counts CASTS open SSE streams, samples the agent's RSS and
-#     threads, opens the FIFO every cast waits on, and measures the time
-#     from each cast's finished_at to the agent's event line.
+#     the server counts CASTS open SSE streams, samples the RSS and threads
+#     of the agent and of its desktop helper (spell-agent-desktop, the
+#     process that runs GLib, libsecret and libnotify), opens the FIFO
+#     every cast waits on, and measures the time from each cast's
+#     finished_at to the agent's event line.
+#
+# Targets (docs/performance.md): the agent process runs ONE thread (the
+# helper's threads are printed beside it, not counted); the agent and the
+# helper together stay under 64 MiB of RSS; p99 under 200 ms.
 # The server runs at most WORKERS (256) programs at once: the other casts
 # are queued on the server, which the agent follows exactly as it follows
 # a running one (an open stream with nothing on it yet).
@@ -115,7 +121,7 @@ done
 [ -S "$sock" ] || { echo "agent-follow.sh: spell-agent did not start" >&2; cat "$tmp/agent.log" >&2; exit 1; }
 
 echo "agent-follow: $casts casts, server workers $workers, delays 0..${delay_max_ms} ms; $(nproc) cores;" \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== spell-server $("$server" --version | sed 's/^spell-server //') pid ${pids[1]} port $port;" \
     "spell-agent pid $apid"
 rc=0
@@ -127,13 +133,25 @@ res=$(grep '^RESULT ' "$tmp/follow.out" || true)
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$res"; }
 if [ -n "$res" ]; then
     awk -v rss="$(field rss_kib)" -v mrss="$(field max_rss_kib)" -v th="$(field threads)" \
-        -v mth="$(field max_threads)" -v p99="$(field p99_us)" '
+        -v mth="$(field max_threads)" -v p99="$(field p99_us)" \
+        -v hpid="$(field helper_pid)" -v hrss="$(field helper_rss_kib)" \
+        -v mhrss="$(field max_helper_rss_kib)" -v hth="$(field helper_threads)" \
+        -v mhth="$(field max_helper_threads)" '
     function verdict(ok) { return ok ? "met" : "MISSED" }
     BEGIN {
-        printf "target RSS < 64 MiB: %.1f MiB following, %.1f MiB at most (%s)\n", rss / 1024, mrss / 1024, verdict(mrss < 65536)
-        printf "target one loop thread (plus the desktop thread): %d threads following, %d at most (%s)\n", th, mth, verdict(mth <= 2)
+        if (hpid > 0) {
+            both = mrss + (mhrss > 0 ? mhrss : 0)
+            printf "target RSS < 64 MiB (agent + desktop helper): agent %.1f MiB + helper %.1f MiB following, %.1f MiB together at most (%s)\n", rss / 1024, hrss / 1024, both / 1024, verdict(both < 65536)
+        } else {
+            printf "target RSS < 64 MiB (no desktop helper ran): %.1f MiB following, %.1f MiB at most (%s)\n", rss / 1024, mrss / 1024, verdict(mrss < 65536)
+        }
+        printf "target one thread in the agent process: %d threads following, %d at most (%s); desktop helper beside it: %d threads, %d at most\n", th, mth, verdict(mth == 1), (hpid > 0 ? hth : 0), (hpid > 0 ? mhth : 0)
         printf "target p99 < 200 ms: %.1f ms (%s)\n", p99 / 1000, verdict(p99 < 200000)
     }'
+fi
+if [ $rc -ne 0 ] || [ -z "$res" ]; then
+    echo "agent log (last lines):"
+    tail -n 15 "$tmp/agent.log" | sed 's/^/  /'
 fi
 if grep -qiE 'error|warn' "$tmp/agent.log"; then
     echo "agent log (first lines with error or warn):"

@@ -7,7 +7,7 @@
  * libsecret call (or, for a save, a clear followed by a store) runs with a
  * GCancellable and a timeout source on the thread's context.  Its callback
  * decides between the keyring's answer and the fallback, fills the result
- * and ends the request with desktop_finish().  The file fallback is plain
+ * and ends the request with helper_finish().  The file fallback is plain
  * POSIX I/O and finishes at once.
  */
 #include <errno.h>
@@ -26,7 +26,7 @@
 #include <spell/errors.h>
 #include <spell/utf8.h>
 
-#include "desktop-int.h"
+#include "helper.h"
 
 /* The item's schema (DESIGN.md §4).  Items are matched on xdg:schema too,
  * so only items made by a spell client are ever read or cleared. */
@@ -40,308 +40,15 @@ static const SecretSchema cred_schema = {
     },
 };
 
-bool cred_text_ok(const char *s, size_t len, size_t max)
-{
-    if (!s || len == 0 || len > max)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f)
-            return false;
-    }
-    return spell_utf8_valid(s, len);
-}
-
 static void copy_field(char *dst, size_t dstlen, const char *src)
 {
     snprintf(dst, dstlen, "%s", src);
 }
 
-/* ---- the file fallback ---- */
-
-int credfile_path(const char *dir, char *out, size_t outlen)
-{
-    int n = snprintf(out, outlen, "%s/%s", dir, DESKTOP_CRED_FILE_NAME);
-    if (n < 0 || (size_t)n >= outlen) {
-        if (outlen)
-            out[0] = '\0';
-        return SPELL_ETOOBIG;
-    }
-    return SPELL_OK;
-}
-
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-int credfile_parse(const char *text, size_t len, struct credfile *out,
-                   char *err, size_t errlen)
-{
-    int rc = SPELL_ETOOBIG;
-    size_t pos = 0;
-    int lineno = 0;
-    bool seen_server = false, seen_account = false, seen_token = false;
-
-    memset(out, 0, sizeof *out);
-    if (len > DESKTOP_CRED_FILE_MAX) {
-        spell_errf(err, errlen, "the file is larger than %d bytes", DESKTOP_CRED_FILE_MAX);
-        goto out;
-    }
-    rc = SPELL_EPARSE;
-    if (memchr(text, '\0', len)) {
-        spell_errf(err, errlen, "the file holds a NUL byte");
-        goto out;
-    }
-    while (pos < len) {
-        const char *line = text + pos;
-        const char *nl = memchr(line, '\n', len - pos);
-        size_t n = nl ? (size_t)(nl - line) : len - pos;
-        size_t k = 0, kend, v, vend;
-        char *dst;
-        size_t dstmax;
-        bool *seen;
-
-        pos += n + (nl ? 1 : 0);
-        lineno++;
-        while (k < n && is_blank(line[k]))
-            k++;
-        if (k == n || line[k] == '#')
-            continue;
-        kend = k;
-        while (kend < n && line[kend] != '=' && !is_blank(line[kend]))
-            kend++;
-        v = kend;
-        while (v < n && is_blank(line[v]))
-            v++;
-        if (v == n || line[v] != '=') {
-            spell_errf(err, errlen, "line %d: expected 'key = value'", lineno);
-            goto out;
-        }
-        v++;
-        while (v < n && is_blank(line[v]))
-            v++;
-        vend = n;
-        while (vend > v && is_blank(line[vend - 1]))
-            vend--;
-
-        if (kend - k == 6 && memcmp(line + k, "server", 6) == 0) {
-            dst = out->server, dstmax = DESKTOP_URL_MAX, seen = &seen_server;
-        } else if (kend - k == 7 && memcmp(line + k, "account", 7) == 0) {
-            dst = out->account, dstmax = DESKTOP_ACCOUNT_MAX, seen = &seen_account;
-        } else if (kend - k == 5 && memcmp(line + k, "token", 5) == 0) {
-            dst = out->token, dstmax = DESKTOP_TOKEN_MAX, seen = &seen_token;
-        } else {
-            spell_errf(err, errlen, "line %d: unknown key", lineno);
-            goto out;
-        }
-        if (*seen) {
-            spell_errf(err, errlen, "line %d: %.*s given twice", lineno, (int)(kend - k),
-                       line + k);
-            goto out;
-        }
-        if (!cred_text_ok(line + v, vend - v, dstmax)) {
-            spell_errf(err, errlen, "line %d: bad value for %.*s", lineno, (int)(kend - k),
-                       line + k);
-            goto out;
-        }
-        memcpy(dst, line + v, vend - v);
-        dst[vend - v] = '\0';
-        *seen = true;
-    }
-    if (!seen_server || !seen_account || !seen_token) {
-        spell_errf(err, errlen, "the file lacks a %s line",
-                   !seen_server ? "server" : !seen_account ? "account" : "token");
-        goto out;
-    }
-    rc = SPELL_OK;
-out:
-    if (rc != SPELL_OK)
-        explicit_bzero(out, sizeof *out);
-    return rc;
-}
-
-int credfile_read(const char *path, struct credfile *out, char *err, size_t errlen)
-{
-    int rc = SPELL_EIO;
-    int fd = -1;
-    struct stat st;
-    char *text = NULL;
-    size_t len = 0;
-
-    memset(out, 0, sizeof *out);
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        if (errno == ENOENT) {
-            rc = SPELL_ENOTFOUND;
-        } else if (errno == ELOOP) {
-            rc = SPELL_EVERIFY;
-            spell_errf(err, errlen, "%s is a symbolic link; refusing it", path);
-        } else {
-            spell_errf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-        }
-        goto out;
-    }
-    if (fstat(fd, &st) != 0) {
-        spell_errf(err, errlen, "cannot stat %s: %s", path, strerror(errno));
-        goto out;
-    }
-    rc = SPELL_EVERIFY;
-    if (!S_ISREG(st.st_mode)) {
-        spell_errf(err, errlen, "%s is not a regular file; refusing it", path);
-        goto out;
-    }
-    if (st.st_uid != geteuid()) {
-        spell_errf(err, errlen, "%s is not owned by you; refusing it", path);
-        goto out;
-    }
-    if ((st.st_mode & 07777) != 0600) {
-        spell_errf(err, errlen, "%s has mode %04o, not 0600; refusing it (chmod 600 it)",
-                   path, (unsigned)(st.st_mode & 07777));
-        goto out;
-    }
-    rc = SPELL_ETOOBIG;
-    if (st.st_size > DESKTOP_CRED_FILE_MAX) {
-        spell_errf(err, errlen, "%s is larger than %d bytes", path, DESKTOP_CRED_FILE_MAX);
-        goto out;
-    }
-    rc = SPELL_ENOMEM;
-    /* One byte more than the cap, to notice a file that grew meanwhile. */
-    text = malloc(DESKTOP_CRED_FILE_MAX + 1);
-    if (!text)
-        goto out;
-    rc = SPELL_EIO;
-    for (;;) {
-        ssize_t got = read(fd, text + len, DESKTOP_CRED_FILE_MAX + 1 - len);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            spell_errf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (got == 0)
-            break;
-        len += (size_t)got;
-        if (len == DESKTOP_CRED_FILE_MAX + 1)
-            break;
-    }
-    {
-        char why[160];
-        rc = credfile_parse(text, len, out, why, sizeof why);
-        if (rc != SPELL_OK)
-            spell_errf(err, errlen, "%s: %s", path, why);
-    }
-out:
-    if (text) {
-        explicit_bzero(text, DESKTOP_CRED_FILE_MAX + 1);
-        free(text);
-    }
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-int credfile_write(const char *dir, const char *server, const char *account,
-                   const char *token, char *path, size_t pathlen,
-                   char *err, size_t errlen)
-{
-    int rc = SPELL_EINVAL;
-    int fd = -1;
-    char tmp[PATH_MAX];
-    bool tmp_made = false;
-    /* server = ... / account = ... / token = ...: the three capped values and
-     * their keys. */
-    char text[DESKTOP_URL_MAX + DESKTOP_ACCOUNT_MAX + DESKTOP_TOKEN_MAX + 64];
-    int len = 0;
-    unsigned char rnd[8];
-
-    if (!cred_text_ok(server, strlen(server), DESKTOP_URL_MAX) ||
-        !cred_text_ok(account, strlen(account), DESKTOP_ACCOUNT_MAX) ||
-        !cred_text_ok(token, strlen(token), DESKTOP_TOKEN_MAX)) {
-        spell_errf(err, errlen, "refusing to write a malformed credential");
-        goto out;
-    }
-    if ((rc = credfile_path(dir, path, pathlen)) != SPELL_OK) {
-        spell_errf(err, errlen, "the credentials path is too long");
-        goto out;
-    }
-    if ((rc = spell_path_mkdir_private(dir, err, errlen)) != SPELL_OK)
-        goto out;
-    rc = SPELL_EIO;
-    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
-        spell_errf(err, errlen, "getrandom: %s", strerror(errno));
-        goto out;
-    }
-    len = snprintf(tmp, sizeof tmp, "%s/.%s.%02x%02x%02x%02x%02x%02x%02x%02x", dir,
-                   DESKTOP_CRED_FILE_NAME, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5],
-                   rnd[6], rnd[7]);
-    if (len < 0 || (size_t)len >= sizeof tmp) {
-        rc = SPELL_ETOOBIG;
-        spell_errf(err, errlen, "the credentials path is too long");
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        spell_errf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    tmp_made = true;
-    /* The umask may have taken bits away; never added any, but say 0600 to
-     * be exact. */
-    if (fchmod(fd, 0600) != 0) {
-        spell_errf(err, errlen, "cannot chmod %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    len = snprintf(text, sizeof text, "server = %s\naccount = %s\ntoken = %s\n", server,
-                   account, token);
-    if (len < 0 || (size_t)len >= sizeof text) {
-        rc = SPELL_ETOOBIG;
-        goto out;
-    }
-    if (write_all(fd, text, (size_t)len) != 0 || fsync(fd) != 0) {
-        spell_errf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        spell_errf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        spell_errf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        goto out;
-    }
-    tmp_made = false;
-    rc = SPELL_OK;
-out:
-    explicit_bzero(text, sizeof text);
-    if (fd >= 0)
-        close(fd);
-    if (tmp_made)
-        unlink(tmp);
-    return rc;
-}
-
 /* Removes the credentials file when it holds the credential for server or
  * cannot be read as anyone's (a refused file is of no use to anybody).
  * A file for another server is left alone. */
-static int credfile_remove(struct desktop *d, bool *removed, char *err, size_t errlen)
+static int credfile_remove(struct helper *d, bool *removed, char *err, size_t errlen)
 {
     int rc;
     char path[DESKTOP_PATH_MAX + 1];
@@ -372,7 +79,7 @@ static int credfile_remove(struct desktop *d, bool *removed, char *err, size_t e
 
 /* ---- keyring bookkeeping ---- */
 
-static bool keyring_worth_asking(struct desktop *d)
+static bool keyring_worth_asking(struct helper *d)
 {
     if (d->keyring != KEYRING_DOWN)
         return true;
@@ -380,7 +87,7 @@ static bool keyring_worth_asking(struct desktop *d)
            (int64_t)DESKTOP_KEYRING_RETRY_S * G_USEC_PER_SEC;
 }
 
-static void keyring_up(struct desktop *d, struct cred_req *r)
+static void keyring_up(struct helper *d, struct cred_req *r)
 {
     if (d->keyring == KEYRING_DOWN)
         desktop_log("desktop: the Secret Service answers again; using the keyring");
@@ -389,7 +96,7 @@ static void keyring_up(struct desktop *d, struct cred_req *r)
 }
 
 /* Records that the keyring failed this request and says so, once. */
-static void keyring_down(struct desktop *d, struct cred_req *r, const GError *error)
+static void keyring_down(struct helper *d, struct cred_req *r, const GError *error)
 {
     if (r->timed_out)
         snprintf(d->keyring_reason, sizeof d->keyring_reason,
@@ -408,7 +115,7 @@ static void keyring_down(struct desktop *d, struct cred_req *r, const GError *er
 
 static gboolean on_timeout(gpointer data)
 {
-    struct desktop *d = data;
+    struct helper *d = data;
 
     if (d->cur)
         d->cur->timed_out = true;
@@ -421,15 +128,15 @@ static gboolean on_timeout(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void keyring_arm(struct desktop *d)
+static void keyring_arm(struct helper *d)
 {
     d->cancel = g_cancellable_new();
     d->timeout = g_timeout_source_new((guint)d->keyring_timeout_ms);
     g_source_set_callback(d->timeout, on_timeout, d, NULL);
-    g_source_attach(d->timeout, d->ctx);
+    g_source_attach(d->timeout, NULL);
 }
 
-static void keyring_disarm(struct desktop *d)
+static void keyring_disarm(struct helper *d)
 {
     if (d->timeout) {
         g_source_destroy(d->timeout);
@@ -442,17 +149,17 @@ static void keyring_disarm(struct desktop *d)
     }
 }
 
-/* Whether the request must end now because the desktop is stopping. */
-static bool abort_if_stopping(struct desktop *d, struct cred_req *r)
+/* Whether the request must end now because the daemon has gone. */
+static bool abort_if_stopping(struct helper *d, struct cred_req *r)
 {
-    if (!desktop_stopping(d))
+    if (!helper_stopping(d))
         return false;
     r->res.rc = SPELL_EABORT;
-    desktop_finish(d, r);
+    helper_finish(d, r);
     return true;
 }
 
-static void set_unavailable_message(struct desktop *d, struct cred_req *r)
+static void set_unavailable_message(struct helper *d, struct cred_req *r)
 {
     if (!r->res.message[0])
         copy_field(r->res.message, sizeof r->res.message, d->keyring_reason);
@@ -462,7 +169,7 @@ static void set_unavailable_message(struct desktop *d, struct cred_req *r)
 
 /* The rest of a load once the keyring had nothing (keyring_down false) or
  * was unavailable (true). */
-static void load_fallback(struct desktop *d, struct cred_req *r, bool keyring_down_now)
+static void load_fallback(struct helper *d, struct cred_req *r, bool keyring_down_now)
 {
     char path[DESKTOP_PATH_MAX + 1];
     struct credfile cf;
@@ -507,12 +214,12 @@ static void load_fallback(struct desktop *d, struct cred_req *r, bool keyring_do
     copy_field(r->res.account, sizeof r->res.account, cf.account);
 out:
     explicit_bzero(&cf, sizeof cf);
-    desktop_finish(d, r);
+    helper_finish(d, r);
 }
 
 static void load_searched(GObject *src, GAsyncResult *res, gpointer data)
 {
-    struct desktop *d = data;
+    struct helper *d = data;
     struct cred_req *r = d->cur;
     GError *error = NULL;
     GList *items = secret_service_search_finish(NULL, res, &error);
@@ -557,7 +264,7 @@ static void load_searched(GObject *src, GAsyncResult *res, gpointer data)
             g_hash_table_unref(attrs);
     }
     if (best)
-        desktop_finish(d, r);
+        helper_finish(d, r);
     else
         load_fallback(d, r, false);
 out:
@@ -567,7 +274,7 @@ out:
 
 /* ---- save ---- */
 
-static void save_fallback(struct desktop *d, struct cred_req *r)
+static void save_fallback(struct helper *d, struct cred_req *r)
 {
     char why[256] = "";
 
@@ -595,12 +302,12 @@ static void save_fallback(struct desktop *d, struct cred_req *r)
     copy_field(r->res.account, sizeof r->res.account, r->account);
 out:
     explicit_bzero(r->token, sizeof r->token);
-    desktop_finish(d, r);
+    helper_finish(d, r);
 }
 
 static void save_stored(GObject *src, GAsyncResult *res, gpointer data)
 {
-    struct desktop *d = data;
+    struct helper *d = data;
     struct cred_req *r = d->cur;
     GError *error = NULL;
     bool removed = false;
@@ -624,20 +331,20 @@ static void save_stored(GObject *src, GAsyncResult *res, gpointer data)
      * would only linger. */
     if (credfile_remove(d, &removed, why, sizeof why) != SPELL_OK)
         desktop_log("desktop: %s", why);
-    desktop_finish(d, r);
+    helper_finish(d, r);
 out:
     g_clear_error(&error);
 }
 
 static void save_cleared(GObject *src, GAsyncResult *res, gpointer data)
 {
-    struct desktop *d = data;
+    struct helper *d = data;
     struct cred_req *r = d->cur;
     GError *error = NULL;
     char label[DESKTOP_URL_MAX + DESKTOP_ACCOUNT_MAX + 64];
 
     secret_password_clear_finish(res, &error);
-    if (desktop_stopping(d)) {
+    if (helper_stopping(d)) {
         keyring_disarm(d);
         abort_if_stopping(d, r);
         goto out;
@@ -657,19 +364,19 @@ out:
 
 /* ---- remove ---- */
 
-static void remove_rest(struct desktop *d, struct cred_req *r)
+static void remove_rest(struct helper *d, struct cred_req *r)
 {
     char why[256] = "";
 
     r->res.rc = credfile_remove(d, &r->res.removed, why, sizeof why);
     if (r->res.rc != SPELL_OK)
         copy_field(r->res.message, sizeof r->res.message, why);
-    desktop_finish(d, r);
+    helper_finish(d, r);
 }
 
 static void remove_cleared(GObject *src, GAsyncResult *res, gpointer data)
 {
-    struct desktop *d = data;
+    struct helper *d = data;
     struct cred_req *r = d->cur;
     GError *error = NULL;
     gboolean removed = secret_password_clear_finish(res, &error);
@@ -689,7 +396,7 @@ out:
     g_clear_error(&error);
 }
 
-void cred_begin(struct desktop *d, struct cred_req *r)
+void cred_begin(struct helper *d, struct cred_req *r)
 {
     GHashTable *attrs;
 
@@ -730,7 +437,7 @@ void cred_begin(struct desktop *d, struct cred_req *r)
     }
 }
 
-void cred_thread_exit(struct desktop *d)
+void cred_exit(struct helper *d)
 {
     keyring_disarm(d);
     secret_service_disconnect();

@@ -1,25 +1,30 @@
 /*
- * Inside the desktop module: the state shared by desktop.c (the thread,
- * the queues, the eventfd), credstore.c (keyring and file fallback) and
- * notify.c (libnotify).  Nothing outside agent/desktop/ and its tests
- * includes this.
+ * Inside the desktop module: what the daemon's side (desktop.c) and the
+ * desktop helper (spell-agent-desktop: helper.c, credstore.c, notify.c)
+ * share.  Nothing here needs GLib, so the daemon links none of it.
+ * Nothing outside agent/desktop/ and its tests includes this.
  *
- * Threads: the daemon's thread calls the public functions, which only take
- * `lock`, append to a queue and wake the desktop thread by attaching an
- * idle source to its context.  Every field marked "desktop thread only" is
- * read and written by the desktop thread alone; the fields marked "under
- * lock" by both.
+ * The wire between the two is a SOCK_SEQPACKET socketpair: one message
+ * per packet, never more than WIRE_MSG_MAX bytes, each a fixed-size struct
+ * below whose size, type and version are checked before anything in it is
+ * read, and whose strings must end inside their arrays.  Bump
+ * WIRE_VERSION when any of these structs changes.
+ *
+ *   daemon -> helper   WIRE_HELLO   once, first: the configuration
+ *                      WIRE_CRED    a credential request (load/save/remove)
+ *                      WIRE_NOTE    a notification
+ *   helper -> daemon   WIRE_RESULT  the answer to one WIRE_CRED, in order
+ *                      WIRE_NOTES_OFF  no notification server answers
+ *
+ * Secrets (SPELL_API_KEY, a token to save, a loaded token) travel only in
+ * these messages; every buffer that held one is wiped.
  */
 #ifndef AGENT_DESKTOP_INT_H
 #define AGENT_DESKTOP_INT_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#include <gio/gio.h>
 
 #include "desktop.h"
 
@@ -29,6 +34,26 @@
 #define DESKTOP_LOG_LINE_MAX 512
 /* The credentials file's name inside config_dir. */
 #define DESKTOP_CRED_FILE_NAME "credentials"
+/* The longest application name. */
+#define DESKTOP_APP_NAME_MAX 255
+
+/* The helper finds its end of the socketpair at this descriptor. */
+#define DESKTOP_HELPER_FD 3
+/* The argument the daemon passes to the helper, so that running it by
+ * hand says what it is instead of waiting on a descriptor. */
+#define DESKTOP_HELPER_ARG "--desktop-helper"
+
+#define WIRE_VERSION 1u
+/* No message is larger; a bigger packet is refused. */
+#define WIRE_MSG_MAX (16 * 1024)
+
+enum wire_type {
+    WIRE_HELLO = 1,
+    WIRE_CRED = 2,
+    WIRE_NOTE = 3,
+    WIRE_RESULT = 4,
+    WIRE_NOTES_OFF = 5,
+};
 
 enum cred_op {
     CRED_LOAD,
@@ -36,119 +61,89 @@ enum cred_op {
     CRED_REMOVE,
 };
 
-struct cred_req {
-    struct cred_req *next;
-    enum cred_op op;
-    desktop_cred_done_fn done;
-    void *ud;
-    /* Save: what to store; wiped when the request is freed. */
+struct wire_hdr {
+    uint32_t type;
+    uint32_t version;
+};
+
+struct wire_hello {
+    struct wire_hdr h;
+    uint8_t no_plaintext;
+    uint8_t notifications;
+    uint8_t has_config_dir;
+    int32_t keyring_timeout_ms;
+    char api_url[DESKTOP_URL_MAX + 1];
+    char config_dir[DESKTOP_PATH_MAX + 1];
+    /* Empty when there is none. */
+    char env_api_key[DESKTOP_TOKEN_MAX + 1];
+    char app_name[DESKTOP_APP_NAME_MAX + 1];
+};
+
+struct wire_cred {
+    struct wire_hdr h;
+    uint32_t id;
+    uint32_t op;
+    /* Save only; empty otherwise. */
     char token[DESKTOP_TOKEN_MAX + 1];
     char account[DESKTOP_ACCOUNT_MAX + 1];
-    /* What the done callback receives. */
-    struct desktop_cred_result res;
-    /* Set by the timeout source when it cancelled the keyring call, so the
-     * failure is told as a timeout rather than as a cancellation. */
-    bool timed_out;
 };
 
-struct note {
-    char *summary;
-    char *body;
-    char *icon;
-    enum desktop_urgency urgency;
-    int timeout_ms;
+struct wire_note {
+    struct wire_hdr h;
+    int32_t urgency;
+    int32_t timeout_ms;
+    char summary[DESKTOP_NOTE_SUMMARY_MAX + 1];
+    char body[DESKTOP_NOTE_BODY_MAX + 1];
+    char icon[DESKTOP_PATH_MAX + 1];
+    uint8_t has_body;
 };
 
-enum keyring_state {
-    KEYRING_UNKNOWN,
-    KEYRING_UP,
-    KEYRING_DOWN,
+struct wire_result {
+    struct wire_hdr h;
+    uint32_t id;
+    int32_t rc;
+    uint32_t source;
+    uint8_t keyring_available;
+    uint8_t removed;
+    char token[DESKTOP_TOKEN_MAX + 1];
+    char account[DESKTOP_ACCOUNT_MAX + 1];
+    char path[DESKTOP_PATH_MAX + 1];
+    char message[256];
 };
 
-struct desktop {
-    /* Copies of the configuration; env_api_key is wiped on stop. */
-    char *api_url;
-    char *config_dir;
-    char *env_api_key;
-    char *app_name;
-    bool no_plaintext;
-    bool notifications;
-    int keyring_timeout_ms;
+/* wire.c */
 
-    /* Readable when done requests wait for desktop_dispatch(). */
-    int efd;
-    pthread_t thread;
-    bool thread_started;
-    /* The desktop thread's context; made by desktop_start(), pushed as the
-     * thread-default context inside the thread, unreffed by desktop_stop(). */
-    GMainContext *ctx;
+/* Whether len bytes at msg are a well-formed message of type `type`
+ * (size, header, every string ending inside its array and holding what
+ * the field may hold, every number in range).  why receives the reason
+ * when not. */
+bool wire_hello_ok(const void *msg, size_t len, char *why, size_t whylen);
+bool wire_cred_ok(const void *msg, size_t len, char *why, size_t whylen);
+bool wire_note_ok(const void *msg, size_t len, char *why, size_t whylen);
+bool wire_result_ok(const void *msg, size_t len, char *why, size_t whylen);
 
-    pthread_mutex_t lock;
-    /* Under lock: requests not yet started, oldest first. */
-    struct cred_req *req_head, *req_tail;
-    /* Under lock: finished requests waiting for desktop_dispatch(). */
-    struct cred_req *done_head, *done_tail;
-    /* Under lock: every request accepted and not yet dispatched or
-     * discarded; capped at DESKTOP_CRED_QUEUE_MAX. */
-    int nreq;
-    /* Under lock: a ring of waiting notes. */
-    struct note *notes[DESKTOP_NOTE_QUEUE_MAX];
-    int note_first, note_count;
-    /* Under lock: whether a drop was already logged since the queue last
-     * emptied. */
-    bool note_drop_logged;
-    /* Under lock: whether an idle source is already attached to ctx. */
-    bool wake_pending;
-    /* Under lock: set by desktop_stop(). */
-    bool stopping;
+/* The type in a message's header, or 0 when it is too short for one or
+ * of another version. */
+uint32_t wire_type_of(const void *msg, size_t len);
 
-    /* Desktop thread only: the request in flight. */
-    struct cred_req *cur;
-    /* Desktop thread only: cancels the keyring call in flight. */
-    GCancellable *cancel;
-    /* Desktop thread only: the timeout source of that call. */
-    GSource *timeout;
-    /* Desktop thread only: what the keyring did last, and since when (in
-     * g_get_monotonic_time() microseconds) it is known to be down. */
-    enum keyring_state keyring;
-    int64_t keyring_down_since;
-    /* Desktop thread only: the reason the keyring was last found down. */
-    char keyring_reason[200];
-    /* Desktop thread only: libnotify state. */
-    bool notify_inited;
-    bool notify_dead;
-    bool notify_markup;
+/* Sends one message, retrying on EINTR; MSG_NOSIGNAL.  0, or -1 with
+ * errno (EAGAIN on a non-blocking socket that is full). */
+int wire_send(int fd, const void *msg, size_t len);
 
-    /* Whether notifications are on and have not failed; read from any
-     * thread. */
-    atomic_bool notes_ok;
-};
+/* Receives one message into buf (WIRE_MSG_MAX bytes).  The length; 0 at
+ * end of file; -1 with errno (EAGAIN when none waits); -2 for a packet
+ * larger than WIRE_MSG_MAX (consumed and dropped). */
+long wire_recv(int fd, void *buf, bool nonblock);
 
-/* desktop.c */
+/* credfile.c: text checks, the log and the 0600 file fallback */
 
 /* Writes one line "spell-agent: <text>" to stderr in a single write. */
 void desktop_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Desktop thread: hands r (== d->cur) to the dispatch queue, signals the
- * eventfd and lets the next request start. */
-void desktop_finish(struct desktop *d, struct cred_req *r);
-
-/* Whether desktop_stop() has been called. */
-bool desktop_stopping(struct desktop *d);
 
 /* Copies at most max bytes of s into a new string, replacing each byte of
  * an ill-formed UTF-8 sequence with '?' and never cutting a character in
  * two.  NULL when out of memory. */
 char *desktop_text_dup(const char *s, size_t max);
-
-/* credstore.c */
-
-/* Desktop thread: starts the request d->cur; it ends in desktop_finish(),
- * perhaps before this returns. */
-void cred_begin(struct desktop *d, struct cred_req *r);
-
-/* Desktop thread: drops libsecret's connection on the way out. */
-void cred_thread_exit(struct desktop *d);
 
 /* Whether s (len bytes) is a token, login or URL the module accepts:
  * 1..max bytes of well-formed UTF-8 without NUL, whitespace or control
@@ -185,17 +180,5 @@ int credfile_write(const char *dir, const char *server, const char *account,
 /* Writes "<dir>/credentials" into out.  SPELL_ETOOBIG when it does not
  * fit. */
 int credfile_path(const char *dir, char *out, size_t outlen);
-
-/* notify.c */
-
-/* Desktop thread: shows n (or drops it when notifications are off or
- * dead).  Takes no ownership. */
-void notes_show(struct desktop *d, const struct note *n);
-
-/* Desktop thread: undoes notify_init() on the way out. */
-void notes_thread_exit(struct desktop *d);
-
-/* Frees a note and its strings; NULL is a no-op. */
-void note_free(struct note *n);
 
 #endif

@@ -1,84 +1,164 @@
 /*
- * The desktop thread and the two queues around it.
+ * The daemon's side of the desktop module: it starts the desktop helper
+ * (spell-agent-desktop, helper.c) and speaks to it over a SOCK_SEQPACKET
+ * socketpair, in the daemon's one thread, without GLib.
  *
- * desktop_start() copies the configuration, makes the eventfd and a
- * GMainContext and starts the one thread that will own every GLib,
- * libsecret and libnotify object.  Public calls from the daemon's thread
- * append a credential request or a note under `lock` and attach an idle
- * source (pump) to the thread's context, which wakes it.  pump shows the
- * waiting notes and starts the next credential request when none is in
- * flight; a finished request comes back through desktop_finish(), which
- * moves it to the done queue and writes the eventfd.  desktop_dispatch(),
- * in the daemon's thread, runs the done callbacks and frees the requests
- * (wiping their tokens).
+ * Why a separate executable rather than a re-exec of /proc/self/exe: the
+ * daemon then links neither GLib nor libsecret nor libnotify (smaller, no
+ * library constructors, no threads), and the helper is a program of its
+ * own that can be read and audited alone.  It is looked up beside the
+ * daemon's executable first (a build tree) and in the install's libexec
+ * directory otherwise; desktop_config.helper_path overrides both.
  *
- * desktop_stop() marks the desktop stopping and wakes the thread; the
- * thread cancels the keyring call in flight, waits for its callback (so
- * libsecret hands back everything it holds), leaves its loop, disconnects
- * from libsecret and libnotify, and is joined.  What is left in the queues
- * is freed without calling anyone.
+ * Data flow:
+ *
+ *   desktop_cred_load/save/remove -> a pending request (in order) and a
+ *   WIRE_CRED in the outbox;  desktop_notify -> a WIRE_NOTE in the outbox
+ *   (at most DESKTOP_NOTE_QUEUE_MAX notes wait there; past that the
+ *   oldest goes).  The outbox is written to the socket as far as it takes
+ *   it.  The helper answers each WIRE_CRED with a WIRE_RESULT, in order;
+ *   desktop_dispatch() reads them, checks each (wire.c) and runs the done
+ *   callbacks in request order.
+ *
+ * desktop_fd() is an epoll descriptor that holds the socket (readable, or
+ * writable while the outbox waits) and a timerfd (a restart is due, or
+ * results made without the helper wait for their callbacks), so the
+ * daemon's loop polls one descriptor that never changes.
+ *
+ * When the helper dies (end of file on the socket, a send that fails) or
+ * sends anything malformed or unexpected (it is then killed), every request
+ * it held fails with SPELL_EIO and a sentence saying so, the waiting notes
+ * are dropped, and a new helper is started after a backoff
+ * (HELPER_BACKOFF_MIN_MS doubling to HELPER_BACKOFF_MAX_MS; back to the
+ * start once a helper has lived HELPER_STABLE_MS).  While it is down,
+ * credential requests fail the same way at once and notes are dropped,
+ * logged once per outage.
+ *
+ * The helper's process: fork, then in the child only async-signal-safe
+ * calls: its end of the socketpair to DESKTOP_HELPER_FD, every other
+ * descriptor above stderr closed, the signal mask and SIGPIPE reset,
+ * PR_SET_PDEATHSIG (SIGKILL) and exec with the daemon's environment minus
+ * SPELL_API_KEY (the key goes over the socket in WIRE_HELLO).  The helper
+ * exits at end of file on the socket; desktop_stop() closes it and reaps
+ * the helper (SIGKILL after HELPER_EXIT_WAIT_MS).
  */
 #include <errno.h>
-#include <stdarg.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <spell/errors.h>
-#include <spell/utf8.h>
 
 #include "desktop-int.h"
 
-void desktop_log(const char *fmt, ...)
+#ifndef SPELL_LIBEXECDIR
+#define SPELL_LIBEXECDIR "/usr/local/libexec"
+#endif
+#define HELPER_NAME "spell-agent-desktop"
+
+/* The first restart waits this long, each further one twice as long up
+ * to the cap; a helper that lived HELPER_STABLE_MS resets the wait. */
+#define HELPER_BACKOFF_MIN_MS 200
+#define HELPER_BACKOFF_MAX_MS 30000
+#define HELPER_STABLE_MS 60000
+/* desktop_stop() waits this long for the helper to leave by itself. */
+#define HELPER_EXIT_WAIT_MS 2000
+
+extern char **environ;
+
+struct pending {
+    struct pending *next;
+    uint32_t id;
+    desktop_cred_done_fn done;
+    void *ud;
+    /* Answered (by the helper, or failed here): res holds the result. */
+    bool finished;
+    struct desktop_cred_result res;
+};
+
+struct outmsg {
+    struct outmsg *next;
+    bool is_note;
+    size_t len;
+    /* The message; wiped when freed (a save carries a token). */
+    unsigned char data[];
+};
+
+enum helper_state {
+    HELPER_UP,
+    HELPER_DOWN,
+};
+
+struct desktop {
+    /* Copies of the configuration; env_api_key is wiped on stop. */
+    char *api_url;
+    char *config_dir;
+    char *env_api_key;
+    char *app_name;
+    char *helper_path;
+    bool no_plaintext;
+    bool notifications;
+    int keyring_timeout_ms;
+
+    /* What desktop_fd() returns, and the two descriptors in it. */
+    int epfd;
+    int tfd;
+    /* The daemon's end of the socketpair; -1 while the helper is down. */
+    int sock;
+    pid_t pid;
+    enum helper_state state;
+    /* CLOCK_MONOTONIC milliseconds: when the helper started, when the next
+     * one is due. */
+    int64_t started_ms;
+    int64_t restart_ms;
+    int backoff_ms;
+    /* Why the helper is down, for the requests that fail meanwhile. */
+    char down_reason[160];
+    /* Notes dropped during this outage; whether that was logged. */
+    unsigned notes_dropped;
+    bool drop_logged;
+    /* Whether the epoll set watches the socket for writing. */
+    bool want_out;
+
+    /* Every accepted request not yet dispatched, oldest first; at most
+     * DESKTOP_CRED_QUEUE_MAX. */
+    struct pending *req_head, *req_tail;
+    int nreq;
+    uint32_t next_id;
+
+    /* Messages not yet taken by the socket, oldest first. */
+    struct outmsg *out_head, *out_tail;
+    int out_notes;
+    /* Whether a drop from a full note queue was logged since it last
+     * emptied. */
+    bool note_drop_logged;
+
+    /* Whether notifications are on and the helper has not said they are
+     * off. */
+    bool notes_ok;
+    /* Helpers started, for desktop_helper_info(). */
+    unsigned starts;
+
+    unsigned char buf[WIRE_MSG_MAX];
+};
+
+static int64_t now_ms(void)
 {
-    char line[DESKTOP_LOG_LINE_MAX];
-    int n = snprintf(line, sizeof line, "spell-agent: ");
-    va_list ap;
+    struct timespec ts;
 
-    va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    size_t len = strlen(line);
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
-    (void)w;
-}
-
-char *desktop_text_dup(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-    char *out;
-    size_t i = 0;
-
-    /* Cut at max bytes, then back off to the start of a character so the
-     * cut never leaves half of one behind. */
-    if (n > max) {
-        n = max;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    while (i < n) {
-        size_t ok = spell_utf8_scan(out + i, n - i, NULL);
-        i += ok;
-        if (i < n)
-            out[i++] = '?';
-    }
-    return out;
-}
-
-static void req_free(struct cred_req *r)
-{
-    if (!r)
-        return;
-    explicit_bzero(r, sizeof *r);
-    free(r);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 const char *desktop_cred_source_name(enum desktop_cred_source s)
@@ -96,148 +176,405 @@ const char *desktop_cred_source_name(enum desktop_cred_source s)
     return "none";
 }
 
-static gboolean pump(gpointer data);
-
-/* Under lock: makes sure the thread will run pump once more. */
-static void wake_locked(struct desktop *d)
+static void pending_free(struct pending *p)
 {
-    GSource *s;
-
-    if (d->wake_pending)
+    if (!p)
         return;
-    d->wake_pending = true;
-    s = g_idle_source_new();
-    g_source_set_callback(s, pump, d, NULL);
-    g_source_attach(s, d->ctx);
-    g_source_unref(s);
+    explicit_bzero(p, sizeof *p);
+    free(p);
 }
 
-bool desktop_stopping(struct desktop *d)
+static void outmsg_free(struct outmsg *m)
 {
-    bool stopping;
-
-    pthread_mutex_lock(&d->lock);
-    stopping = d->stopping;
-    pthread_mutex_unlock(&d->lock);
-    return stopping;
+    if (!m)
+        return;
+    explicit_bzero(m->data, m->len);
+    free(m);
 }
 
-void desktop_finish(struct desktop *d, struct cred_req *r)
+/* Arms the timer for `at` (CLOCK_MONOTONIC ms; <= now fires at once), or
+ * disarms it for 0. */
+static void timer_at(struct desktop *d, int64_t at)
 {
-    uint64_t one = 1;
+    struct itimerspec its = {0};
 
-    pthread_mutex_lock(&d->lock);
-    r->next = NULL;
-    if (d->done_tail)
-        d->done_tail->next = r;
-    else
-        d->done_head = r;
-    d->done_tail = r;
-    if (d->cur == r)
-        d->cur = NULL;
-    wake_locked(d);
-    pthread_mutex_unlock(&d->lock);
-    if (write(d->efd, &one, sizeof one) < 0 && errno != EAGAIN)
-        desktop_log("desktop: cannot signal a completion: %s", strerror(errno));
-}
-
-static struct note *note_pop(struct desktop *d)
-{
-    struct note *n = NULL;
-
-    pthread_mutex_lock(&d->lock);
-    if (d->note_count > 0) {
-        n = d->notes[d->note_first];
-        d->notes[d->note_first] = NULL;
-        d->note_first = (d->note_first + 1) % DESKTOP_NOTE_QUEUE_MAX;
-        d->note_count--;
-        if (d->note_count == 0)
-            d->note_drop_logged = false;
+    if (at > 0) {
+        its.it_value.tv_sec = at / 1000;
+        its.it_value.tv_nsec = (long)(at % 1000) * 1000000;
     }
-    pthread_mutex_unlock(&d->lock);
-    return n;
+    timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-/* Runs in the desktop thread whenever something was queued. */
-static gboolean pump(gpointer data)
+/* The next thing the timer must wake the loop for. */
+static void timer_update(struct desktop *d)
 {
-    struct desktop *d = data;
-    struct cred_req *r = NULL;
-    struct note *n;
-    bool stopping;
+    int64_t at = 0;
 
-    pthread_mutex_lock(&d->lock);
-    d->wake_pending = false;
-    stopping = d->stopping;
-    pthread_mutex_unlock(&d->lock);
-
-    if (stopping) {
-        if (d->cancel)
-            g_cancellable_cancel(d->cancel);
-        return G_SOURCE_REMOVE;
-    }
-
-    while ((n = note_pop(d)) != NULL) {
-        notes_show(d, n);
-        note_free(n);
-    }
-
-    pthread_mutex_lock(&d->lock);
-    if (!d->cur && d->req_head) {
-        r = d->req_head;
-        d->req_head = r->next;
-        if (!d->req_head)
-            d->req_tail = NULL;
-        r->next = NULL;
-        d->cur = r;
-    }
-    pthread_mutex_unlock(&d->lock);
-
-    if (r)
-        cred_begin(d, r);
-    return G_SOURCE_REMOVE;
+    if (d->req_head && d->req_head->finished)
+        at = 1;
+    else if (d->state == HELPER_DOWN)
+        at = d->restart_ms;
+    timer_at(d, at);
 }
 
-static void *desktop_thread(void *arg)
+static void watch_socket(struct desktop *d, bool want_out)
 {
-    struct desktop *d = arg;
+    struct epoll_event ev = { .events = EPOLLIN | (want_out ? EPOLLOUT : 0), .data.fd = d->sock };
 
-    g_main_context_push_thread_default(d->ctx);
-    for (;;) {
-        bool quit;
+    if (d->sock < 0 || want_out == d->want_out)
+        return;
+    d->want_out = want_out;
+    epoll_ctl(d->epfd, EPOLL_CTL_MOD, d->sock, &ev);
+}
 
-        pthread_mutex_lock(&d->lock);
-        quit = d->stopping && d->cur == NULL;
-        pthread_mutex_unlock(&d->lock);
-        if (quit)
+/* Fails p now with SPELL_EIO and why. */
+static void pending_fail(struct pending *p, const char *why)
+{
+    explicit_bzero(&p->res, sizeof p->res);
+    p->res.rc = SPELL_EIO;
+    p->res.source = DESKTOP_CRED_NONE;
+    snprintf(p->res.message, sizeof p->res.message, "%s", why);
+    p->finished = true;
+}
+
+/* Reaps the helper: at once when it has exited, else after SIGKILL (kill
+ * true) or after waiting up to HELPER_EXIT_WAIT_MS and then SIGKILL.
+ * Says how it ended into how. */
+static void helper_reap(struct desktop *d, bool kill_now, char *how, size_t howlen)
+{
+    int st = 0;
+    pid_t r;
+
+    if (d->pid <= 0)
+        return;
+    if (kill_now)
+        kill(d->pid, SIGKILL);
+    for (int waited = 0;; waited += 10) {
+        r = waitpid(d->pid, &st, WNOHANG);
+        if (r != 0 || waited >= HELPER_EXIT_WAIT_MS)
             break;
-        g_main_context_iteration(d->ctx, TRUE);
+        usleep(10000);
     }
-    cred_thread_exit(d);
-    notes_thread_exit(d);
-    while (g_main_context_iteration(d->ctx, FALSE))
-        ;
-    g_main_context_pop_thread_default(d->ctx);
-    return NULL;
+    if (r == 0) {
+        kill(d->pid, SIGKILL);
+        r = waitpid(d->pid, &st, 0);
+    }
+    if (how && r == d->pid) {
+        if (WIFSIGNALED(st))
+            snprintf(how, howlen, "killed by signal %d", WTERMSIG(st));
+        else
+            snprintf(how, howlen, "exited with status %d", WEXITSTATUS(st));
+    }
+    d->pid = -1;
+}
+
+/* The helper is gone or no longer trusted: fail what it held, drop the
+ * notes, schedule a restart.  why is said in the log and the results. */
+static void helper_down(struct desktop *d, const char *why, bool kill_now)
+{
+    char how[64] = "gone";
+    int64_t now = now_ms();
+    struct outmsg *m;
+
+    if (d->sock >= 0) {
+        epoll_ctl(d->epfd, EPOLL_CTL_DEL, d->sock, NULL);
+        close(d->sock);
+        d->sock = -1;
+        d->want_out = false;
+    }
+    helper_reap(d, kill_now, how, sizeof how);
+    if (now - d->started_ms >= HELPER_STABLE_MS)
+        d->backoff_ms = HELPER_BACKOFF_MIN_MS;
+    d->state = HELPER_DOWN;
+    d->restart_ms = now + d->backoff_ms;
+    snprintf(d->down_reason, sizeof d->down_reason,
+             "the desktop helper stopped (%s); keyring and notifications are unavailable "
+             "until it is back", why);
+    desktop_log("desktop: the helper %s (%s); starting it again in %d ms", why, how,
+                d->backoff_ms);
+    d->backoff_ms = d->backoff_ms * 2 > HELPER_BACKOFF_MAX_MS ? HELPER_BACKOFF_MAX_MS
+                                                              : d->backoff_ms * 2;
+    for (struct pending *p = d->req_head; p; p = p->next) {
+        if (!p->finished)
+            pending_fail(p, d->down_reason);
+    }
+    d->notes_dropped = 0;
+    d->drop_logged = false;
+    while ((m = d->out_head) != NULL) {
+        d->out_head = m->next;
+        if (m->is_note)
+            d->notes_dropped++;
+        outmsg_free(m);
+    }
+    d->out_tail = NULL;
+    d->out_notes = 0;
+    d->note_drop_logged = false;
+    timer_update(d);
+}
+
+/* Builds the environment of the helper: the daemon's, without
+ * SPELL_API_KEY.  NULL when out of memory. */
+static char **helper_env(void)
+{
+    size_t n = 0, k = 0;
+    char **env;
+
+    while (environ && environ[n])
+        n++;
+    env = calloc(n + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], "SPELL_API_KEY=", 14) != 0)
+            env[k++] = environ[i];
+    }
+    return env;
+}
+
+/* Starts a helper and sends it WIRE_HELLO.  On failure the helper is down
+ * and the caller schedules the next try. */
+static int helper_spawn(struct desktop *d, char *why, size_t whylen)
+{
+    int rc = SPELL_EIO;
+    int sv[2] = {-1, -1};
+    char **env = NULL;
+    char *argv[] = {d->helper_path, (char *)DESKTOP_HELPER_ARG, NULL};
+    struct wire_hello *hello = NULL;
+    struct epoll_event ev = { .events = EPOLLIN };
+    pid_t parent = getpid(), pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        snprintf(why, whylen, "socketpair: %s", strerror(errno));
+        goto out;
+    }
+    rc = SPELL_ENOMEM;
+    env = helper_env();
+    hello = calloc(1, sizeof *hello);
+    if (!env || !hello) {
+        snprintf(why, whylen, "out of memory");
+        goto out;
+    }
+    hello->h.type = WIRE_HELLO;
+    hello->h.version = WIRE_VERSION;
+    hello->no_plaintext = d->no_plaintext;
+    hello->notifications = d->notifications;
+    hello->has_config_dir = d->config_dir != NULL;
+    hello->keyring_timeout_ms = d->keyring_timeout_ms;
+    snprintf(hello->api_url, sizeof hello->api_url, "%s", d->api_url);
+    snprintf(hello->config_dir, sizeof hello->config_dir, "%s",
+             d->config_dir ? d->config_dir : "");
+    snprintf(hello->env_api_key, sizeof hello->env_api_key, "%s",
+             d->env_api_key ? d->env_api_key : "");
+    snprintf(hello->app_name, sizeof hello->app_name, "%s", d->app_name);
+
+    rc = SPELL_EIO;
+    pid = fork();
+    if (pid < 0) {
+        snprintf(why, whylen, "fork: %s", strerror(errno));
+        goto out;
+    }
+    if (pid == 0) {
+        sigset_t none;
+
+        /* The child: async-signal-safe calls only. */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(127);
+        if (sv[1] == DESKTOP_HELPER_FD) {
+            int fl = fcntl(sv[1], F_GETFD);
+            fcntl(sv[1], F_SETFD, fl & ~FD_CLOEXEC);
+        } else if (dup2(sv[1], DESKTOP_HELPER_FD) < 0) {
+            _exit(127);
+        }
+        syscall(SYS_close_range, DESKTOP_HELPER_FD + 1, ~0U, 0);
+        execve(d->helper_path, argv, env);
+        _exit(127);
+    }
+    close(sv[1]);
+    sv[1] = -1;
+    d->pid = pid;
+    d->sock = sv[0];
+    sv[0] = -1;
+    d->started_ms = now_ms();
+    d->starts++;
+    fcntl(d->sock, F_SETFL, fcntl(d->sock, F_GETFL) | O_NONBLOCK);
+    ev.data.fd = d->sock;
+    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sock, &ev) != 0 ||
+        wire_send(d->sock, hello, sizeof *hello) != 0) {
+        snprintf(why, whylen, "cannot reach it: %s", strerror(errno));
+        goto out;
+    }
+    d->state = HELPER_UP;
+    d->want_out = false;
+    d->notes_ok = d->notifications;
+    if (d->notes_dropped) {
+        desktop_log("desktop: the helper is back; %u notifications were dropped meanwhile",
+                    d->notes_dropped);
+        d->notes_dropped = 0;
+    }
+    rc = SPELL_OK;
+out:
+    if (hello) {
+        explicit_bzero(hello, sizeof *hello);
+        free(hello);
+    }
+    free(env);
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    return rc;
+}
+
+static void helper_start(struct desktop *d)
+{
+    char why[200];
+
+    if (helper_spawn(d, why, sizeof why) != SPELL_OK)
+        helper_down(d, why, true);
+}
+
+/* Writes the outbox to the socket as far as it takes it. */
+static void flush(struct desktop *d)
+{
+    struct outmsg *m;
+
+    while (d->state == HELPER_UP && (m = d->out_head) != NULL) {
+        if (wire_send(d->sock, m->data, m->len) != 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            helper_down(d, "cannot be written to", true);
+            return;
+        }
+        d->out_head = m->next;
+        if (!d->out_head)
+            d->out_tail = NULL;
+        if (m->is_note && --d->out_notes == 0)
+            d->note_drop_logged = false;
+        outmsg_free(m);
+    }
+    if (d->state == HELPER_UP)
+        watch_socket(d, d->out_head != NULL);
+}
+
+static void out_append(struct desktop *d, struct outmsg *m)
+{
+    m->next = NULL;
+    if (d->out_tail)
+        d->out_tail->next = m;
+    else
+        d->out_head = m;
+    d->out_tail = m;
+    if (m->is_note)
+        d->out_notes++;
+}
+
+/* Drops the oldest note of the outbox. */
+static void out_drop_note(struct desktop *d)
+{
+    struct outmsg **pp = &d->out_head, *prev = NULL;
+
+    while (*pp && !(*pp)->is_note) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return;
+    {
+        struct outmsg *m = *pp;
+        *pp = m->next;
+        if (d->out_tail == m)
+            d->out_tail = prev;
+        d->out_notes--;
+        outmsg_free(m);
+    }
+}
+
+/* Checks a WIRE_RESULT against the oldest request in flight and fills
+ * its result.  false for anything the helper had no business sending. */
+static bool take_result(struct desktop *d, size_t len, char *why, size_t whylen)
+{
+    const struct wire_result *m = (const struct wire_result *)d->buf;
+    struct pending *p = d->req_head;
+
+    if (!wire_result_ok(d->buf, len, why, whylen))
+        return false;
+    while (p && p->finished)
+        p = p->next;
+    if (!p || p->id != m->id) {
+        snprintf(why, whylen, "an answer to no request");
+        return false;
+    }
+    p->res.rc = m->rc;
+    p->res.source = (enum desktop_cred_source)m->source;
+    p->res.keyring_available = m->keyring_available;
+    p->res.removed = m->removed;
+    memcpy(p->res.token, m->token, sizeof p->res.token);
+    memcpy(p->res.account, m->account, sizeof p->res.account);
+    memcpy(p->res.path, m->path, sizeof p->res.path);
+    memcpy(p->res.message, m->message, sizeof p->res.message);
+    p->finished = true;
+    return true;
+}
+
+/* Reads every message that waits on the socket. */
+static void read_socket(struct desktop *d)
+{
+    char why[160];
+
+    while (d->state == HELPER_UP) {
+        long n = wire_recv(d->sock, d->buf, true);
+        uint32_t type;
+        bool ok;
+
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n == 0 || n == -1) {
+            helper_down(d, n == 0 || errno == ECONNRESET ? "exited" : "cannot be read from",
+                        false);
+            return;
+        }
+        if (n == -2) {
+            helper_down(d, "sent an oversized message; refused", true);
+            return;
+        }
+        type = wire_type_of(d->buf, (size_t)n);
+        snprintf(why, sizeof why, "an unknown message");
+        if (type == WIRE_RESULT)
+            ok = take_result(d, (size_t)n, why, sizeof why);
+        else if ((ok = type == WIRE_NOTES_OFF && n == sizeof(struct wire_hdr)))
+            d->notes_ok = false;
+        explicit_bzero(d->buf, (size_t)n);
+        if (!ok) {
+            char line[200];
+            snprintf(line, sizeof line, "sent %s; refused", why);
+            helper_down(d, line, true);
+            return;
+        }
+    }
 }
 
 static void desktop_free(struct desktop *d)
 {
-    struct cred_req *r;
+    struct pending *p;
+    struct outmsg *m;
 
     if (!d)
         return;
-    while ((r = d->req_head) != NULL) {
-        d->req_head = r->next;
-        req_free(r);
+    if (d->sock >= 0)
+        close(d->sock);
+    d->sock = -1;
+    helper_reap(d, false, NULL, 0);
+    while ((p = d->req_head) != NULL) {
+        d->req_head = p->next;
+        pending_free(p);
     }
-    while ((r = d->done_head) != NULL) {
-        d->done_head = r->next;
-        req_free(r);
+    while ((m = d->out_head) != NULL) {
+        d->out_head = m->next;
+        outmsg_free(m);
     }
-    req_free(d->cur);
-    for (int i = 0; i < DESKTOP_NOTE_QUEUE_MAX; i++)
-        note_free(d->notes[i]);
     if (d->env_api_key) {
         explicit_bzero(d->env_api_key, strlen(d->env_api_key));
         free(d->env_api_key);
@@ -245,11 +582,11 @@ static void desktop_free(struct desktop *d)
     free(d->api_url);
     free(d->config_dir);
     free(d->app_name);
-    if (d->efd >= 0)
-        close(d->efd);
-    if (d->ctx)
-        g_main_context_unref(d->ctx);
-    pthread_mutex_destroy(&d->lock);
+    free(d->helper_path);
+    if (d->tfd >= 0)
+        close(d->tfd);
+    if (d->epfd >= 0)
+        close(d->epfd);
     free(d);
 }
 
@@ -265,10 +602,35 @@ static int dup_capped(const char *s, size_t max, char **out)
     return *out ? SPELL_OK : SPELL_ENOMEM;
 }
 
+/* The helper beside the daemon's executable, else the installed one. */
+static int find_helper(const char *given, char **out)
+{
+    char self[PATH_MAX], path[PATH_MAX + sizeof HELPER_NAME];
+    ssize_t n;
+
+    if (given)
+        return dup_capped(given, PATH_MAX - 1, out);
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        char *slash;
+
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash) {
+            slash[1] = '\0';
+            snprintf(path, sizeof path, "%s%s", self, HELPER_NAME);
+            if (access(path, X_OK) == 0)
+                return dup_capped(path, PATH_MAX - 1, out);
+        }
+    }
+    return dup_capped(SPELL_LIBEXECDIR "/" HELPER_NAME, PATH_MAX - 1, out);
+}
+
 int desktop_start(const struct desktop_config *cfg, struct desktop **out)
 {
     int rc = SPELL_EINVAL;
     struct desktop *d = NULL;
+    struct epoll_event ev = { .events = EPOLLIN };
 
     if (out)
         *out = NULL;
@@ -283,20 +645,18 @@ int desktop_start(const struct desktop_config *cfg, struct desktop **out)
     d = calloc(1, sizeof *d);
     if (!d)
         goto out;
-    d->efd = -1;
-    if (pthread_mutex_init(&d->lock, NULL) != 0) {
-        free(d);
-        d = NULL;
-        rc = SPELL_EIO;
-        goto out;
-    }
+    d->epfd = d->tfd = d->sock = -1;
+    d->pid = -1;
     if ((rc = dup_capped(cfg->api_url, DESKTOP_URL_MAX, &d->api_url)) != SPELL_OK ||
         (rc = dup_capped(cfg->config_dir, DESKTOP_PATH_MAX - 32, &d->config_dir)) != SPELL_OK ||
-        (rc = dup_capped(cfg->app_name ? cfg->app_name : "spell-agent", 255,
-                         &d->app_name)) != SPELL_OK)
+        (rc = dup_capped(cfg->app_name ? cfg->app_name : "spell-agent", DESKTOP_APP_NAME_MAX,
+                         &d->app_name)) != SPELL_OK ||
+        (rc = find_helper(cfg->helper_path, &d->helper_path)) != SPELL_OK)
+        goto out;
+    rc = SPELL_EINVAL;
+    if (!d->app_name[0])
         goto out;
     if (cfg->env_api_key && cfg->env_api_key[0]) {
-        rc = SPELL_EINVAL;
         if (!cred_text_ok(cfg->env_api_key, strlen(cfg->env_api_key), DESKTOP_TOKEN_MAX))
             goto out;
         if ((rc = dup_capped(cfg->env_api_key, DESKTOP_TOKEN_MAX, &d->env_api_key)) != SPELL_OK)
@@ -304,18 +664,23 @@ int desktop_start(const struct desktop_config *cfg, struct desktop **out)
     }
     d->no_plaintext = cfg->no_plaintext;
     d->notifications = cfg->notifications;
+    d->notes_ok = cfg->notifications;
     d->keyring_timeout_ms = cfg->keyring_timeout_ms > 0 ? cfg->keyring_timeout_ms
                                                        : DESKTOP_KEYRING_TIMEOUT_MS;
-    atomic_init(&d->notes_ok, cfg->notifications);
+    d->backoff_ms = HELPER_BACKOFF_MIN_MS;
 
+    rc = SPELL_ENOTFOUND;
+    if (access(d->helper_path, X_OK) != 0) {
+        desktop_log("desktop: cannot run the helper %s: %s", d->helper_path, strerror(errno));
+        goto out;
+    }
     rc = SPELL_EIO;
-    d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (d->efd < 0)
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    ev.data.fd = d->tfd;
+    if (d->epfd < 0 || d->tfd < 0 || epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->tfd, &ev) != 0)
         goto out;
-    d->ctx = g_main_context_new();
-    if (pthread_create(&d->thread, NULL, desktop_thread, d) != 0)
-        goto out;
-    d->thread_started = true;
+    helper_start(d);
     *out = d;
     d = NULL;
     rc = SPELL_OK;
@@ -326,63 +691,45 @@ out:
 
 int desktop_fd(struct desktop *d)
 {
-    return d ? d->efd : -1;
+    return d ? d->epfd : -1;
 }
 
 void desktop_dispatch(struct desktop *d)
 {
     uint64_t n;
-    struct cred_req *list, *r;
+    struct pending *p;
 
     if (!d)
         return;
-    while (read(d->efd, &n, sizeof n) > 0)
+    /* The epoll descriptor is level-triggered: it stops polling readable
+     * once the timer is read and the socket drained (or no longer
+     * wanted for writing). */
+    while (read(d->tfd, &n, sizeof n) > 0)
         ;
-    pthread_mutex_lock(&d->lock);
-    list = d->done_head;
-    d->done_head = d->done_tail = NULL;
-    pthread_mutex_unlock(&d->lock);
-
-    while ((r = list) != NULL) {
-        list = r->next;
-        if (r->done)
-            r->done(r->ud, &r->res);
-        req_free(r);
-        pthread_mutex_lock(&d->lock);
+    if (d->state == HELPER_UP)
+        read_socket(d);
+    if (d->state == HELPER_DOWN && now_ms() >= d->restart_ms)
+        helper_start(d);
+    flush(d);
+    while ((p = d->req_head) != NULL && p->finished) {
+        d->req_head = p->next;
+        if (!d->req_head)
+            d->req_tail = NULL;
         d->nreq--;
-        pthread_mutex_unlock(&d->lock);
+        if (p->done)
+            p->done(p->ud, &p->res);
+        pending_free(p);
     }
-}
-
-static int submit(struct desktop *d, struct cred_req *r)
-{
-    int rc = SPELL_ETOOBIG;
-
-    pthread_mutex_lock(&d->lock);
-    if (d->stopping) {
-        rc = SPELL_EABORT;
-        goto out;
-    }
-    if (d->nreq >= DESKTOP_CRED_QUEUE_MAX)
-        goto out;
-    d->nreq++;
-    if (d->req_tail)
-        d->req_tail->next = r;
-    else
-        d->req_head = r;
-    d->req_tail = r;
-    wake_locked(d);
-    rc = SPELL_OK;
-out:
-    pthread_mutex_unlock(&d->lock);
-    return rc;
+    timer_update(d);
 }
 
 static int cred_request(struct desktop *d, enum cred_op op, const char *token,
                         const char *account, desktop_cred_done_fn done, void *ud)
 {
     int rc = SPELL_EINVAL;
-    struct cred_req *r = NULL;
+    struct pending *p = NULL;
+    struct outmsg *m = NULL;
+    struct wire_cred *w;
 
     if (!d || !done)
         goto out;
@@ -393,22 +740,48 @@ static int cred_request(struct desktop *d, enum cred_op op, const char *token,
                           DESKTOP_ACCOUNT_MAX))
             goto out;
     }
+    rc = SPELL_ETOOBIG;
+    if (d->nreq >= DESKTOP_CRED_QUEUE_MAX)
+        goto out;
     rc = SPELL_ENOMEM;
-    r = calloc(1, sizeof *r);
-    if (!r)
+    p = calloc(1, sizeof *p);
+    if (!p)
         goto out;
-    r->op = op;
-    r->done = done;
-    r->ud = ud;
-    if (op == CRED_SAVE) {
-        memcpy(r->token, token, strlen(token) + 1);
-        memcpy(r->account, account, strlen(account) + 1);
+    p->id = ++d->next_id;
+    p->done = done;
+    p->ud = ud;
+    if (d->state == HELPER_UP) {
+        m = calloc(1, sizeof *m + sizeof *w);
+        if (!m)
+            goto out;
+        m->len = sizeof *w;
+        w = (struct wire_cred *)m->data;
+        w->h.type = WIRE_CRED;
+        w->h.version = WIRE_VERSION;
+        w->id = p->id;
+        w->op = (uint32_t)op;
+        if (op == CRED_SAVE) {
+            memcpy(w->token, token, strlen(token) + 1);
+            memcpy(w->account, account, strlen(account) + 1);
+        }
+        out_append(d, m);
+        m = NULL;
+    } else {
+        pending_fail(p, d->down_reason);
     }
-    if ((rc = submit(d, r)) != SPELL_OK)
-        goto out;
-    r = NULL;
+    if (d->req_tail)
+        d->req_tail->next = p;
+    else
+        d->req_head = p;
+    d->req_tail = p;
+    d->nreq++;
+    p = NULL;
+    flush(d);
+    timer_update(d);
+    rc = SPELL_OK;
 out:
-    req_free(r);
+    pending_free(p);
+    outmsg_free(m);
     return rc;
 }
 
@@ -428,90 +801,100 @@ int desktop_cred_remove(struct desktop *d, desktop_cred_done_fn done, void *ud)
     return cred_request(d, CRED_REMOVE, NULL, NULL, done, ud);
 }
 
-void note_free(struct note *n)
+/* Copies text into a fixed field the way desktop_text_dup() cuts it. */
+static int note_field(char *dst, size_t cap, const char *s, size_t max)
 {
-    if (!n)
-        return;
-    free(n->summary);
-    free(n->body);
-    free(n->icon);
-    free(n);
+    char *t = desktop_text_dup(s, max);
+
+    if (!t)
+        return SPELL_ENOMEM;
+    snprintf(dst, cap, "%s", t);
+    free(t);
+    return SPELL_OK;
 }
 
 int desktop_notify(struct desktop *d, const struct desktop_note *n)
 {
     int rc = SPELL_EINVAL;
-    struct note *copy = NULL, *dropped = NULL;
-    bool log_drop = false;
+    struct outmsg *m = NULL;
+    struct wire_note *w;
 
     if (!d || !n || !n->summary || !n->summary[0])
         goto out;
     if (n->urgency < DESKTOP_URGENCY_LOW || n->urgency > DESKTOP_URGENCY_CRITICAL)
         goto out;
     rc = SPELL_OK;
-    if (!atomic_load(&d->notes_ok))
+    if (!d->notes_ok)
         goto out;
-
-    rc = SPELL_ENOMEM;
-    copy = calloc(1, sizeof *copy);
-    if (!copy)
-        goto out;
-    copy->urgency = n->urgency;
-    copy->timeout_ms = n->timeout_ms < -1 ? -1 : n->timeout_ms;
-    copy->summary = desktop_text_dup(n->summary, DESKTOP_NOTE_SUMMARY_MAX);
-    if (!copy->summary)
-        goto out;
-    if (n->body && !(copy->body = desktop_text_dup(n->body, DESKTOP_NOTE_BODY_MAX)))
-        goto out;
-    if (n->icon && n->icon[0] && !(copy->icon = desktop_text_dup(n->icon, DESKTOP_PATH_MAX)))
-        goto out;
-
-    pthread_mutex_lock(&d->lock);
-    if (d->stopping) {
-        pthread_mutex_unlock(&d->lock);
-        rc = SPELL_OK;
+    if (d->state != HELPER_UP) {
+        d->notes_dropped++;
+        if (!d->drop_logged) {
+            d->drop_logged = true;
+            desktop_log("desktop: the helper is down; dropping notifications until it is back");
+        }
         goto out;
     }
-    if (d->note_count == DESKTOP_NOTE_QUEUE_MAX) {
-        dropped = d->notes[d->note_first];
-        d->notes[d->note_first] = NULL;
-        d->note_first = (d->note_first + 1) % DESKTOP_NOTE_QUEUE_MAX;
-        d->note_count--;
+    rc = SPELL_ENOMEM;
+    m = calloc(1, sizeof *m + sizeof *w);
+    if (!m)
+        goto out;
+    m->is_note = true;
+    m->len = sizeof *w;
+    w = (struct wire_note *)m->data;
+    w->h.type = WIRE_NOTE;
+    w->h.version = WIRE_VERSION;
+    w->urgency = n->urgency;
+    w->timeout_ms = n->timeout_ms < -1 ? -1 : n->timeout_ms;
+    if ((rc = note_field(w->summary, sizeof w->summary, n->summary,
+                         DESKTOP_NOTE_SUMMARY_MAX)) != SPELL_OK ||
+        (n->body && (rc = note_field(w->body, sizeof w->body, n->body,
+                                     DESKTOP_NOTE_BODY_MAX)) != SPELL_OK) ||
+        (n->icon && (rc = note_field(w->icon, sizeof w->icon, n->icon,
+                                     DESKTOP_PATH_MAX)) != SPELL_OK))
+        goto out;
+    w->has_body = n->body != NULL;
+    /* Control characters the wire refuses (the text is shown, not run). */
+    for (char *s = w->summary; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = ' ';
+    for (char *s = w->body; *s; s++)
+        if (((unsigned char)*s < 0x20 && *s != '\n' && *s != '\t') || *s == 0x7f)
+            *s = ' ';
+    for (char *s = w->icon; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+    if (d->out_notes >= DESKTOP_NOTE_QUEUE_MAX) {
+        out_drop_note(d);
         if (!d->note_drop_logged) {
             d->note_drop_logged = true;
-            log_drop = true;
+            desktop_log("desktop: more than %d notifications waiting; dropping the oldest",
+                        DESKTOP_NOTE_QUEUE_MAX);
         }
     }
-    d->notes[(d->note_first + d->note_count) % DESKTOP_NOTE_QUEUE_MAX] = copy;
-    d->note_count++;
-    copy = NULL;
-    wake_locked(d);
-    pthread_mutex_unlock(&d->lock);
-    if (log_drop)
-        desktop_log("desktop: more than %d notifications waiting; dropping the oldest",
-                    DESKTOP_NOTE_QUEUE_MAX);
+    out_append(d, m);
+    m = NULL;
+    flush(d);
     rc = SPELL_OK;
 out:
-    note_free(copy);
-    note_free(dropped);
+    outmsg_free(m);
     return rc;
 }
 
 bool desktop_notifications_available(struct desktop *d)
 {
-    return d && atomic_load(&d->notes_ok);
+    return d && d->notes_ok;
+}
+
+bool desktop_helper_info(struct desktop *d, int *pid, unsigned *starts)
+{
+    if (pid)
+        *pid = d && d->state == HELPER_UP ? (int)d->pid : 0;
+    if (starts)
+        *starts = d ? d->starts : 0;
+    return d && d->state == HELPER_UP;
 }
 
 void desktop_stop(struct desktop *d)
 {
-    if (!d)
-        return;
-    pthread_mutex_lock(&d->lock);
-    d->stopping = true;
-    if (d->thread_started)
-        wake_locked(d);
-    pthread_mutex_unlock(&d->lock);
-    if (d->thread_started)
-        pthread_join(d->thread, NULL);
     desktop_free(d);
 }

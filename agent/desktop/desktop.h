@@ -2,24 +2,32 @@
  * The agent's desktop side: the credential in the Secret Service (libsecret)
  * with its fallbacks, and desktop notifications (libnotify).
  *
- * GLib, libsecret and libnotify block, keep their own state and want their
- * own main context, so none of them is touched by the daemon's event loop.
- * desktop_start() starts ONE thread that owns every GLib object (its own
- * GMainContext, the libsecret calls, notify_init and every
- * NotifyNotification).  Data flows like this:
+ * GLib, libsecret and libnotify block, keep their own state and start
+ * threads of their own, so none of them runs in the daemon's process.
+ * desktop_start() starts the desktop helper, spell-agent-desktop, a small
+ * program that owns every GLib object (libsecret calls, notify_init and
+ * every NotifyNotification) and speaks to the daemon over a socketpair.
+ * Data flows like this:
  *
- *   daemon loop --desktop_cred_load/save/remove, desktop_notify--> request
- *   queue (mutex) --> desktop thread (async libsecret with a GCancellable
- *   and a timeout source; file fallback; notify) --> completion queue
- *   (mutex) + eventfd --> daemon loop sees desktop_fd() readable -->
- *   desktop_dispatch() runs the done callbacks in the daemon's thread.
+ *   daemon loop --desktop_cred_load/save/remove, desktop_notify--> one
+ *   message each on the socket (a bounded outbox while the socket is full)
+ *   --> helper (async libsecret with a GCancellable and a timeout source;
+ *   file fallback; notify) --> one result message per request --> the
+ *   daemon loop sees desktop_fd() readable --> desktop_dispatch() checks
+ *   each result and runs the done callbacks.
  *
  * So every done callback runs in the thread that calls desktop_dispatch(),
- * never in the desktop thread, and no call here ever waits for D-Bus.
- * Requests are served one at a time, in the order they were made; notes
- * queued before a request are tried before it starts.  libsecret and
- * libnotify keep process-wide state, so a process runs one desktop at a
- * time.
+ * and no call here ever waits for D-Bus or for the helper.  Requests are
+ * served one at a time, in the order they were made; notes queued before
+ * a request are tried before it starts.
+ *
+ * The helper: started at desktop_start(); exits when the daemon closes the
+ * socket or dies (PR_SET_PDEATHSIG); restarted with a backoff when it dies
+ * or sends anything malformed (it is then killed).  Requests it held, and
+ * requests made while it is down, complete with SPELL_EIO and a message
+ * saying the helper stopped; notes are dropped meanwhile (logged once per
+ * outage).  Secrets (SPELL_API_KEY, tokens) reach it only over the socket,
+ * never through argv or the environment.
  *
  * Credentials (DESIGN.md §4, docs/agent.md).  The keyring item uses the
  * libsecret schema "io.spell.Credential" with the string attributes
@@ -74,13 +82,14 @@
  * message.
  *
  * Notifications are fire and forget.  notify_init() runs once in the
- * desktop thread.  When no notification server answers (no session bus,
+ * helper.  When no notification server answers (no session bus,
  * nobody owning org.freedesktop.Notifications, or a show fails), the module
  * logs one line and goes silent for good: later notes are dropped without
  * another try.  At most DESKTOP_NOTE_QUEUE_MAX notes wait; past that the
  * oldest is dropped (logged once per burst).  Text that is not UTF-8 has
- * its bad bytes replaced with '?', and over-long text is cut at a character
- * boundary.
+ * its bad bytes replaced with '?', control characters other than newline
+ * and tab in the body are replaced with spaces, and over-long text is cut
+ * at a character boundary.
  */
 #ifndef AGENT_DESKTOP_H
 #define AGENT_DESKTOP_H
@@ -96,7 +105,7 @@
 #define DESKTOP_PATH_MAX 4095
 /* The credentials file may be at most this many bytes. */
 #define DESKTOP_CRED_FILE_MAX (16 * 1024)
-/* At most this many credential requests may wait for the desktop thread. */
+/* At most this many credential requests may wait for their answers. */
 #define DESKTOP_CRED_QUEUE_MAX 16
 /* At most this many notes may wait to be shown; older ones are dropped. */
 #define DESKTOP_NOTE_QUEUE_MAX 64
@@ -138,6 +147,10 @@ struct desktop_config {
     /* The application name given to notify_init(); NULL means
      * "spell-agent".  Copied. */
     const char *app_name;
+    /* The helper to run; NULL means spell-agent-desktop beside the
+     * running executable, else in the install's libexec directory.
+     * Copied. */
+    const char *helper_path;
 };
 
 enum desktop_cred_source {
@@ -177,16 +190,21 @@ struct desktop_cred_result {
  * accepted request, unless desktop_stop() comes first. */
 typedef void (*desktop_cred_done_fn)(void *ud, const struct desktop_cred_result *r);
 
-/* Starts the desktop thread.  SPELL_EINVAL for a missing api_url or an
- * over-long string, SPELL_ENOMEM, SPELL_EIO when the eventfd or the thread
- * cannot be made.  No D-Bus traffic happens before the first request. */
+/* Starts the desktop helper.  SPELL_EINVAL for a missing api_url or an
+ * over-long string, SPELL_ENOMEM, SPELL_ENOTFOUND when the helper is not
+ * an executable, SPELL_EIO when the descriptors cannot be made.  A helper
+ * that fails to start is tried again as after a death.  No D-Bus traffic
+ * happens before the first request. */
 int desktop_start(const struct desktop_config *cfg, struct desktop **out);
 
-/* An fd that polls readable when completions wait for desktop_dispatch()
- * (an eventfd, non-blocking, close-on-exec; owned by the desktop). */
+/* An fd that polls readable when desktop_dispatch() has work: results or
+ * messages from the helper, room on the socket for waiting messages, a
+ * restart that is due (an epoll descriptor, close-on-exec, the same for
+ * the desktop's life; owned by the desktop). */
 int desktop_fd(struct desktop *d);
 
-/* Clears the fd and runs every ready done callback, in request order.
+/* Reads the helper's messages, writes waiting ones, restarts the helper
+ * when due, and runs every ready done callback, in request order.
  * Callbacks may make new requests. */
 void desktop_dispatch(struct desktop *d);
 
@@ -232,12 +250,17 @@ struct desktop_note {
 int desktop_notify(struct desktop *d, const struct desktop_note *n);
 
 /* Whether notifications are on and no notification server failure has been
- * seen (so far); for agent.status.  Safe from any thread. */
+ * seen (so far); for agent.status. */
 bool desktop_notifications_available(struct desktop *d);
 
-/* Stops the thread (cancelling a keyring call in flight), joins it, drops
- * pending requests and completions without calling their callbacks, wipes
- * every token and frees d.  NULL is a no-op. */
+/* Whether the helper runs; *pid receives its pid (0 when down), *starts
+ * how many helpers were started so far.  Either may be NULL. */
+bool desktop_helper_info(struct desktop *d, int *pid, unsigned *starts);
+
+/* Closes the socket (the helper cancels a keyring call in flight and
+ * exits), reaps the helper (killing it if it lingers), drops pending
+ * requests and notes without calling anyone, wipes every token and frees
+ * d.  NULL is a no-op. */
 void desktop_stop(struct desktop *d);
 
 #endif

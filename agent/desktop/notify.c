@@ -1,28 +1,30 @@
 /*
- * Desktop notifications through libnotify, in the desktop thread.
+ * Desktop notifications through libnotify, in the desktop helper.
  *
  * The first note initialises libnotify and asks the notification server
  * for its capabilities, which doubles as the check that one answers.  When
  * none does (no session bus, nobody owning org.freedesktop.Notifications)
  * or a later show fails, one line goes to the log and the module goes
- * silent: notes_ok turns false, so desktop_notify() drops every later note
- * at once and no show is tried again.  Bodies are escaped as markup when
- * the server interprets markup, so a cast's message shows as written.
+ * silent: the daemon is told (WIRE_NOTES_OFF), so desktop_notify() drops
+ * every later note at once, and no show is tried again.  Bodies are
+ * escaped as markup when the server interprets markup, so a cast's message
+ * shows as written.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <libnotify/notify.h>
 
-#include "desktop-int.h"
+#include "helper.h"
 
-static void go_silent(struct desktop *d, const char *why)
+static void go_silent(struct helper *d, const char *why)
 {
     d->notify_dead = true;
-    atomic_store(&d->notes_ok, false);
+    helper_notes_off(d);
     desktop_log("desktop: notifications are off: %s", why);
 }
 
-static bool ensure_init(struct desktop *d)
+static bool ensure_init(struct helper *d)
 {
     GList *caps;
 
@@ -48,7 +50,7 @@ static bool ensure_init(struct desktop *d)
     return true;
 }
 
-void notes_show(struct desktop *d, const struct note *n)
+void notes_show(struct helper *d, const struct note *n)
 {
     NotifyNotification *nn = NULL;
     GError *error = NULL;
@@ -81,7 +83,7 @@ out:
     g_free(body);
 }
 
-void notes_thread_exit(struct desktop *d)
+void notes_exit(struct helper *d)
 {
     if (d->notify_inited) {
         notify_uninit();

@@ -2,7 +2,11 @@
 # Runs the desktop module's tests, each scene in the session it needs, and
 # prints one TAP stream.
 #
-#   run-desktop-tests.sh TEST-DESKTOP FAKE-SECRETS
+#   run-desktop-tests.sh TEST-DESKTOP FAKE-SECRETS HELPER FAKE-HELPER
+#
+# HELPER is spell-agent-desktop, FAKE-HELPER the misbehaving stand-in;
+# test-desktop finds them in SPELL_TEST_DESKTOP_HELPER and
+# SPELL_TEST_FAKE_HELPER_BIN.
 #
 # Scenes (see test-desktop.c):
 #   unit      no session needed
@@ -136,6 +140,8 @@ EOF
         sh -c "jq -e '.data[0][] | select(.summary.data == \"Cast succeeded\") | .appname.data == \"spell-agent-test\"' '$h'"
     shell_check "a budget problem is critical, bad bytes replaced" \
         sh -c "jq -e '.data[0][] | select(.summary.data == \"Budget exceeded\") | (.body.data == \"bad ? byte\") and (.message.data == \"CRITICAL Budget exceeded\\nbad ? byte\")' '$h'"
+    shell_check "a helper started again after a kill shows notes" \
+        sh -c "jq -e '[.data[0][] | select(.summary.data == \"After restart\")] | length == 1' '$h'"
     jq -c '.data[0][] | {summary: .summary.data, body: .body.data, message: .message.data}' "$h" | sed 's/^/# history: /'
     kill "$dunst_pid" "$xvfb_pid" 2>/dev/null
     wait 2>/dev/null
@@ -165,6 +171,9 @@ esac
 
 test=$1
 fake=$2
+SPELL_TEST_DESKTOP_HELPER=$(cd "$(dirname "$3")" && pwd)/$(basename "$3")
+SPELL_TEST_FAKE_HELPER_BIN=$(cd "$(dirname "$4")" && pwd)/$(basename "$4")
+export SPELL_TEST_DESKTOP_HELPER SPELL_TEST_FAKE_HELPER_BIN
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/spell-desktop.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 trap 'exit 1' INT TERM

@@ -9,16 +9,20 @@
  * inside it.  Each scene prints TAP; the script renumbers and joins them.
  *
  * Log lines are counted by pointing stderr at a file in the scratch dir
- * for the length of a case.
+ * for the length of a case (the helper inherits it when it starts inside
+ * one).  The helper is SPELL_TEST_DESKTOP_HELPER; SPELL_TEST_FAKE_HELPER_BIN
+ * is a stand-in that misbehaves as SPELL_TEST_FAKE_HELPER says.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +34,7 @@
 
 static const char *scratch;
 static const char *const url = "http://127.0.0.1:8080";
+static const char *helper;
 
 struct got {
     int calls;
@@ -116,6 +121,7 @@ static struct desktop *start(const char *env_key, bool no_plaintext, bool notes)
         .no_plaintext = no_plaintext,
         .notifications = notes,
         .app_name = "spell-agent-test",
+        .helper_path = helper,
     };
     struct desktop *d = NULL;
     if (desktop_start(&c, &d) != SPELL_OK)
@@ -380,7 +386,7 @@ static void test_file_refusals(void)
 static void test_start_args(void)
 {
     struct desktop *d = (struct desktop *)1;
-    struct desktop_config c = { .api_url = url };
+    struct desktop_config c = { .api_url = url, .helper_path = helper };
     char longurl[DESKTOP_URL_MAX + 2];
 
     CHECK_INT(desktop_start(NULL, &d), SPELL_EINVAL);
@@ -406,6 +412,11 @@ static void test_start_args(void)
     c.keyring_timeout_ms = -1;
     CHECK_INT(desktop_start(&c, &d), SPELL_EINVAL);
     c.keyring_timeout_ms = 0;
+    c.helper_path = "/nonexistent/spell-agent-desktop";
+    capture_begin();
+    CHECK_INT(desktop_start(&c, &d), SPELL_ENOTFOUND);
+    CHECK_INT(capture_end("cannot run the helper"), 1);
+    c.helper_path = helper;
     CHECK_INT(desktop_start(&c, &d), SPELL_OK);
     CHECK(desktop_fd(d) >= 0);
     desktop_stop(d);
@@ -639,7 +650,7 @@ static void test_nobus_no_plaintext(void)
 
 static void test_nobus_no_config_dir(void)
 {
-    struct desktop_config c = { .api_url = url };
+    struct desktop_config c = { .api_url = url, .helper_path = helper };
     struct desktop *d = NULL;
     struct got g;
 
@@ -681,55 +692,229 @@ static void test_no_notification_server(void)
     CHECK_INT(capture_end("notifications are off"), 1);
 }
 
-/* Holds the desktop thread inside one of its callbacks until the pipe
- * gets a byte. */
-static gboolean block_thread(gpointer data)
+/* Starts the stand-in helper in the given mode. */
+static struct desktop *start_fake(const char *mode)
 {
-    int *fds = data;
-    char c;
-    if (write(fds[2], "x", 1) < 0)
-        return G_SOURCE_REMOVE;
-    if (read(fds[0], &c, 1) < 0)
-        return G_SOURCE_REMOVE;
-    return G_SOURCE_REMOVE;
+    struct desktop_config c = {
+        .api_url = url,
+        .notifications = true,
+        .helper_path = getenv("SPELL_TEST_FAKE_HELPER_BIN"),
+    };
+    struct desktop *d = NULL;
+
+    setenv("SPELL_TEST_FAKE_HELPER", mode, 1);
+    if (desktop_start(&c, &d) != SPELL_OK)
+        return NULL;
+    return d;
+}
+
+/* Whether pid is gone: no such process, or a zombie nobody reaped yet. */
+static bool process_gone(pid_t pid)
+{
+    char path[64], stat[256];
+    int fd;
+    ssize_t n;
+    char *paren;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return true;
+    n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    stat[n] = '\0';
+    paren = strrchr(stat, ')');
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
+/* Runs the loop until a helper other than old_pid runs. */
+static int wait_new_helper(struct desktop *d, int old_pid, double limit_s)
+{
+    double end = now_s() + limit_s;
+    int pid = 0;
+
+    while (now_s() < end) {
+        struct pollfd p = { .fd = desktop_fd(d), .events = POLLIN };
+        if (poll(&p, 1, 100) > 0)
+            desktop_dispatch(d);
+        if (desktop_helper_info(d, &pid, NULL) && pid != old_pid)
+            return pid;
+    }
+    return 0;
 }
 
 /* Past DESKTOP_NOTE_QUEUE_MAX waiting notes the oldest go, logged once per
- * burst, and desktop_notify() never waits for the thread. */
+ * burst, and desktop_notify() never waits for the helper: this one reads
+ * nothing, so the socket fills and the notes wait in the outbox. */
 static void test_note_overflow(void)
 {
     struct desktop *d;
-    struct desktop_note n = { .summary = "s" };
-    int ok = 0, release[2], started[2];
-    int fds[3];
-    GSource *s;
-    char c;
+    struct desktop_note n = { .summary = "s", .body = "b" };
+    int ok = 0;
+    double t0;
 
-    fresh_dir("overflow");
-    CHECK(pipe(release) == 0 && pipe(started) == 0);
-    fds[0] = release[0];
-    fds[1] = 0;
-    fds[2] = started[1];
     capture_begin();
-    d = start(NULL, false, true);
-    s = g_idle_source_new();
-    g_source_set_callback(s, block_thread, fds, NULL);
-    g_source_attach(s, d->ctx);
-    g_source_unref(s);
-    CHECK(read(started[0], &c, 1) == 1);
-    for (int i = 0; i < DESKTOP_NOTE_QUEUE_MAX * 3; i++)
+    d = start_fake("stall");
+    CHECK(d != NULL);
+    t0 = now_s();
+    for (int i = 0; i < DESKTOP_NOTE_QUEUE_MAX * 3 + 200; i++)
         ok += desktop_notify(d, &n) == SPELL_OK;
-    pthread_mutex_lock(&d->lock);
-    CHECK_INT(d->note_count, DESKTOP_NOTE_QUEUE_MAX);
-    pthread_mutex_unlock(&d->lock);
-    CHECK(write(release[1], "x", 1) == 1);
+    CHECK(now_s() - t0 < 5.0);
+    CHECK(desktop_helper_info(d, NULL, NULL));
     desktop_stop(d);
-    CHECK_INT(ok, DESKTOP_NOTE_QUEUE_MAX * 3);
+    CHECK_INT(ok, DESKTOP_NOTE_QUEUE_MAX * 3 + 200);
     CHECK_INT(capture_end("dropping the oldest"), 1);
-    close(release[0]);
-    close(release[1]);
-    close(started[0]);
-    close(started[1]);
+}
+
+/* Whatever malformed thing the helper sends is refused: the request it
+ * answered fails with SPELL_EIO, the helper is killed and reaped, and the
+ * log says why. */
+static void check_refused(const char *mode, const char *why)
+{
+    struct desktop *d;
+    struct got g;
+    int pid = 0;
+
+    printf("# helper mode %s\n", mode);
+    capture_begin();
+    d = start_fake(mode);
+    CHECK(d != NULL);
+    CHECK(desktop_helper_info(d, &pid, NULL));
+    CHECK(pid > 0);
+    CHECK_INT(load(d, &g), SPELL_OK);
+    CHECK_INT(g.r.rc, SPELL_EIO);
+    CHECK_INT(g.r.source, DESKTOP_CRED_NONE);
+    CHECK_STR(g.r.token, "");
+    CHECK(strstr(g.r.message, "helper stopped") != NULL);
+    CHECK(strstr(g.r.message, why) != NULL);
+    /* Reaped before the result was handed over. */
+    CHECK(kill(pid, 0) != 0);
+    CHECK(!desktop_helper_info(d, NULL, NULL));
+    /* While it is down a request fails at once, the same way. */
+    CHECK_INT(load(d, &g), SPELL_OK);
+    CHECK_INT(g.r.rc, SPELL_EIO);
+    desktop_stop(d);
+    CHECK_INT(capture_end("refused"), 1);
+}
+
+static void test_helper_refused(void)
+{
+    check_refused("garbage", "an unknown message");
+    check_refused("oversize", "oversized");
+    check_refused("badid", "an answer to no request");
+    check_refused("unterminated", "malformed token");
+    check_refused("badrc", "out of range");
+}
+
+/* The helper killed under the daemon: the request in flight or the next
+ * one fails clearly, a new helper comes after the backoff, and credentials
+ * work again. */
+static void test_helper_killed(void)
+{
+    struct desktop *d;
+    struct got g;
+    int pid = 0, pid2;
+    unsigned starts = 0;
+
+    fresh_dir("killed");
+    capture_begin();
+    d = start("sk_live_fromenv", false, false);
+    CHECK_INT(load(d, &g), SPELL_OK);
+    CHECK_INT(g.r.source, DESKTOP_CRED_ENV);
+    CHECK(desktop_helper_info(d, &pid, &starts));
+    CHECK_INT(starts, 1);
+    CHECK(kill(pid, SIGKILL) == 0);
+    CHECK_INT(load(d, &g), SPELL_OK);
+    CHECK_INT(g.r.rc, SPELL_EIO);
+    CHECK_STR(g.r.token, "");
+    CHECK(strstr(g.r.message, "helper stopped") != NULL);
+    pid2 = wait_new_helper(d, pid, 20);
+    CHECK(pid2 > 0 && pid2 != pid);
+    CHECK(desktop_helper_info(d, NULL, &starts));
+    CHECK_INT(starts, 2);
+    CHECK_INT(load(d, &g), SPELL_OK);
+    CHECK_INT(g.r.rc, SPELL_OK);
+    CHECK_INT(g.r.source, DESKTOP_CRED_ENV);
+    CHECK_STR(g.r.token, "sk_live_fromenv");
+    desktop_stop(d);
+    CHECK(process_gone(pid2));
+    CHECK_INT(capture_end("killed by signal 9"), 1);
+}
+
+/* The daemon SIGKILLed: its helper does not outlive it. */
+static void test_daemon_killed(void)
+{
+    int pfd[2];
+    pid_t child;
+    int helper_pid = 0, st;
+    double end;
+
+    fresh_dir("daemon-killed");
+    CHECK(pipe(pfd) == 0);
+    child = fork();
+    if (child == 0) {
+        struct desktop *d;
+        int pid = 0;
+
+        close(pfd[0]);
+        d = start("sk_env", false, false);
+        if (d)
+            desktop_helper_info(d, &pid, NULL);
+        if (write(pfd[1], &pid, sizeof pid) != (ssize_t)sizeof pid)
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(pfd[1]);
+    CHECK(read(pfd[0], &helper_pid, sizeof helper_pid) == (ssize_t)sizeof helper_pid);
+    close(pfd[0]);
+    CHECK(helper_pid > 0);
+    CHECK(!process_gone(helper_pid));
+    kill(child, SIGKILL);
+    waitpid(child, &st, 0);
+    end = now_s() + 10;
+    while (!process_gone(helper_pid) && now_s() < end)
+        usleep(10000);
+    CHECK(process_gone(helper_pid));
+}
+
+/* No secret in the helper's command line or environment. */
+static void test_helper_env(void)
+{
+    struct desktop *d;
+    int pid = 0;
+    char path[64], *text;
+    size_t n = 0;
+    int fd;
+    static char buf[65536];
+
+    fresh_dir("env");
+    setenv("SPELL_API_KEY", "sk_live_secret_env", 1);
+    d = start("sk_live_secret_env", false, false);
+    CHECK(desktop_helper_info(d, &pid, NULL));
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    if (fd >= 0) {
+        ssize_t got;
+        while ((got = read(fd, buf + n, sizeof buf - 1 - n)) > 0)
+            n += (size_t)got;
+        close(fd);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (buf[i] == '\0')
+            buf[i] = '\n';
+    buf[n] = '\0';
+    CHECK(n > 0);
+    CHECK(strstr(buf, "sk_live_secret_env") == NULL);
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    text = slurp(path);
+    CHECK(text != NULL);
+    CHECK(text && strstr(text, "sk_live") == NULL);
+    desktop_stop(d);
+    unsetenv("SPELL_API_KEY");
 }
 
 /* ================= keyring: a real gnome-keyring ================= */
@@ -940,12 +1125,37 @@ static void test_notify_shown(void)
     CHECK_INT(capture_end("notifications are off"), 0);
 }
 
+/* A helper killed and started again shows notes again (the script looks
+ * for this one in dunst's history). */
+static void test_notify_after_restart(void)
+{
+    struct desktop *d;
+    struct got g;
+    struct desktop_note again = { .summary = "After restart", .body = "shown" };
+    int pid = 0;
+
+    fresh_dir("notify-restart");
+    capture_begin();
+    d = start("sk_env", false, true);
+    CHECK_INT(load(d, &g), SPELL_OK);
+    CHECK(desktop_helper_info(d, &pid, NULL));
+    CHECK(kill(pid, SIGKILL) == 0);
+    CHECK(wait_new_helper(d, pid, 20) > 0);
+    CHECK_INT(desktop_notify(d, &again), SPELL_OK);
+    CHECK_INT(load(d, &g), SPELL_OK);
+    CHECK_INT(g.r.rc, SPELL_OK);
+    CHECK(desktop_notifications_available(d));
+    desktop_stop(d);
+    CHECK_INT(capture_end("notifications are off"), 0);
+}
+
 int main(int argc, char **argv)
 {
     const char *scene = argc > 1 ? argv[1] : "unit";
     static char cfg_env[600];
 
     scratch = argc > 2 ? argv[2] : "/tmp/desktop-test";
+    helper = getenv("SPELL_TEST_DESKTOP_HELPER");
     mkdir(scratch, 0700);
     snprintf(cfg_env, sizeof cfg_env, "%s/roundtrip/spell", scratch);
     setenv("SCRATCH_CFG", cfg_env, 1);
@@ -960,6 +1170,8 @@ int main(int argc, char **argv)
         RUN(test_start_args);
         RUN(test_request_args);
         RUN(test_stop_pending);
+        RUN(test_helper_refused);
+        RUN(test_note_overflow);
     } else if (strcmp(scene, "nobus") == 0) {
         RUN(test_nobus_env);
         RUN(test_nobus_file);
@@ -969,7 +1181,9 @@ int main(int argc, char **argv)
         RUN(test_nobus_no_plaintext);
         RUN(test_nobus_no_config_dir);
         RUN(test_no_notification_server);
-        RUN(test_note_overflow);
+        RUN(test_helper_killed);
+        RUN(test_daemon_killed);
+        RUN(test_helper_env);
     } else if (strcmp(scene, "keyring") == 0) {
         RUN(test_keyring_roundtrip);
         RUN(test_keyring_precedence);
@@ -981,6 +1195,7 @@ int main(int argc, char **argv)
         RUN(test_hang_stop);
     } else if (strcmp(scene, "notify") == 0) {
         RUN(test_notify_shown);
+        RUN(test_notify_after_restart);
     } else if (strcmp(scene, "nonotify") == 0) {
         RUN(test_no_notification_server);
     } else {
