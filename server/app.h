@@ -7,7 +7,8 @@
  *   app_setup()      store_open (migrations) -> metrics -> SSE hub -> bus
  *                    -> auth -> rate limiter -> executor (not started)
  *   app_exec_start() exec_recover (unfinished casts re-queued or failed)
- *                    -> exec_start (worker threads)
+ *                    -> exec_start (worker threads); neither with
+ *                    --workers 0
  *   routes_build()   the route table (routes.h)
  *   httpd_start()    with auth_authenticate as the authenticate hook
  *
@@ -50,7 +51,12 @@ enum app_part {
  */
 int app_setup(struct server *srv, const char *db_url, unsigned parts, char *err, size_t errlen);
 
-/* exec_recover() then exec_start(); SPELL_OK when no executor is built. */
+/* exec_recover() then exec_start(); SPELL_OK when no executor is built.
+ * With srv->limits.workers 0 (`serve --workers 0`) neither runs: the
+ * executor takes casts (they stay queued in the store, durable, until a
+ * server with workers starts on the database and recovers them) and
+ * cancels queued ones, but this process runs no spell.  Either way the
+ * gauge spell_exec_workers shows the threads started. */
 int app_exec_start(struct server *srv, char *err, size_t errlen);
 
 /* Stops the executor and frees every part that is set; srv's pointers are

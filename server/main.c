@@ -131,10 +131,10 @@ static const struct opt opts[] = {
       1000000, "N", "requests per minute per IP without valid auth (10)" },
     { "rate-casts-per-hour", "SPELL_RATE_CASTS_PER_HOUR", OPT_INT, CMD_SERVE,
       O(rate_casts_per_hour), 1, 1000000, "N", "casts per hour per user (100)" },
-    { "workers", "SPELL_WORKERS", OPT_INT, CMD_SERVE, O(workers), 1, 256, "N",
-      "service executor threads (4)" },
+    { "workers", "SPELL_WORKERS", OPT_INT, CMD_SERVE, O(workers), 0, 256, "N",
+      "service executor threads; 0 accepts casts and runs none (4)" },
     { "http-threads", "SPELL_HTTP_THREADS", OPT_INT, CMD_SERVE, O(http_threads), 1, 64, "N",
-      "HTTP event-loop threads (4)" },
+      "HTTP event-loop threads (16)" },
     { "max-connections", "SPELL_MAX_CONNECTIONS", OPT_INT, CMD_SERVE, O(max_connections), 1,
       19000, "N", "open connections at once, SSE streams included (16384)" },
     { "access-log", "SPELL_ACCESS_LOG", OPT_STRING, CMD_SERVE, O(access_log), 0, 0,
@@ -722,6 +722,8 @@ static int cmd_serve(const struct options *o)
         log_line("%s", err);
         goto out;
     }
+    if (srv.limits.workers == 0)
+        log_line("--workers 0: casts are accepted and stay queued; this process runs none");
     if ((rc = routes_build(&srv, &routes, &nroutes)) != SPELL_OK) {
         log_line("cannot build the route table: %s", spell_strerror(rc));
         goto out;
@@ -939,7 +941,7 @@ int main(int argc, char **argv)
     o.rate_ip_per_min = 10;
     o.rate_casts_per_hour = 100;
     o.workers = 4;
-    o.http_threads = 4;
+    o.http_threads = 16;
     o.max_connections = 16384;
     o.spell_timeout_s = 300;
     o.spell_max_output = INT64_C(1) << 20;

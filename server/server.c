@@ -131,12 +131,37 @@ out:
     return rc;
 }
 
+/* spell_exec_workers: the service executor's threads in this process, 0
+ * when it accepts casts and runs none (--workers 0).  Set once at start. */
+static int set_exec_workers(struct server *srv, int n)
+{
+    struct metric *f = NULL;
+    int rc;
+
+    if (!srv->metrics)
+        return SPELL_OK;
+    rc = metrics_gauge(srv->metrics, "spell_exec_workers",
+                       "Executor threads running casts in this process (0: casts stay queued).",
+                       NULL, 0, 1, &f);
+    if (rc == SPELL_OK)
+        rc = metrics_set(f, NULL, n);
+    return rc;
+}
+
 int app_exec_start(struct server *srv, char *err, size_t errlen)
 {
     int rc = SPELL_OK;
 
     if (!srv->exec)
         goto out;
+    if (srv->limits.workers == 0) {
+        /* The executor is there to take and cancel casts, but none of
+         * its threads start and nothing is recovered: every accepted cast
+         * stays queued in the store for a server with workers. */
+        if ((rc = set_exec_workers(srv, 0)) != SPELL_OK)
+            spell_errf(err, errlen, "cannot register the executor's metrics: %s", rc_text(rc));
+        goto out;
+    }
     if ((rc = exec_recover(srv->exec)) != SPELL_OK) {
         spell_errf(err, errlen, "cannot recover unfinished casts: %s", rc_text(rc));
         goto out;
@@ -145,6 +170,9 @@ int app_exec_start(struct server *srv, char *err, size_t errlen)
         spell_errf(err, errlen, "cannot start the executor: %s", rc_text(rc));
         goto out;
     }
+    if ((rc = set_exec_workers(srv, srv->limits.workers < EXEC_WORKERS_MAX
+                                        ? srv->limits.workers : EXEC_WORKERS_MAX)) != SPELL_OK)
+        spell_errf(err, errlen, "cannot register the executor's metrics: %s", rc_text(rc));
 out:
     return rc;
 }

@@ -16,8 +16,9 @@
  * The store is the source of truth and every event carries its per-cast
  * seq, so a backend may deliver an event more than once (the hub and every
  * SSE client drop a seq they already have) but never out of order for one
- * cast: the bus serialises publishes (bus_lock) so two threads publishing
- * the same cast cannot interleave.
+ * cast: the bus serialises the publishes of one cast (bus_lock_cast) so two
+ * threads publishing the same cast cannot interleave, while other casts
+ * publish at the same time.
  *
  * Besides delivering, the bus remembers for each open cast the highest
  * seq it has published (bus_seq_get / bus_seq_put).  The table is bounded
@@ -55,17 +56,26 @@ void bus_free(struct bus *b);
 int bus_publish(struct bus *b, const char *cast_id, int64_t seq, const char *type,
                 const char *json, int terminal);
 
-/* Serialises publishing: lifecycle_publish_pending holds it while it reads
- * the store and publishes, so one cast's events go out in seq order. */
+/* Serialises publishing one cast: lifecycle_publish_pending holds it while
+ * it reads the store and publishes, so the cast's events go out in seq
+ * order.  It is the cast's own lock: holding it delays no other cast's
+ * publications.  Not recursive; a thread holds one at a time. */
+void bus_lock_cast(struct bus *b, const char *cast_id);
+void bus_unlock_cast(struct bus *b, const char *cast_id);
+
+/* Serialises publishing every cast at once: waits until no cast is locked
+ * and keeps bus_lock_cast waiting until bus_unlock.  Not while holding a
+ * cast's lock. */
 void bus_lock(struct bus *b);
 void bus_unlock(struct bus *b);
 
 /* The highest seq published for cast_id (0 when unknown).  Call with the
- * bus locked. */
+ * cast locked (bus_lock_cast or bus_lock), so that it stays true until
+ * bus_seq_put. */
 int64_t bus_seq_get(struct bus *b, const char *cast_id);
 
 /* Records seq as published for cast_id; finished 1 drops the entry (the
- * cast's terminal event went out).  Call with the bus locked. */
+ * cast's terminal event went out).  Call with the cast locked. */
 void bus_seq_put(struct bus *b, const char *cast_id, int64_t seq, int finished);
 
 #endif

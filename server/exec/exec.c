@@ -10,6 +10,11 @@
  * ring is full, exec_submit sets `rescan`, and an idle worker refills the
  * ring from the store's unfinished casts.
  *
+ * With no workers (limits.workers 0) the executor takes casts without
+ * running any: exec_submit checks the id and keeps nothing, since the
+ * store already holds the cast queued; a later executor with workers
+ * queues it again through exec_recover.  Cancel works as with workers.
+ *
  * Locking: one mutex for the ring, the slots and the flags; never held
  * across a store call, a lifecycle call or a wait for a process.
  */
@@ -31,7 +36,6 @@
 #include "store.h"
 #include "workflow.h"
 
-#define EXEC_WORKERS_DEFAULT 4
 #define RING_INITIAL 256
 #define ID_SIZE 48
 
@@ -182,15 +186,17 @@ int exec_new(struct server *srv, struct executor **out)
     if (!srv || !srv->store || !out)
         return SPELL_EINVAL;
     *out = NULL;
-    n = srv->limits.workers > 0 ? srv->limits.workers : EXEC_WORKERS_DEFAULT;
-    if (n > EXEC_WORKERS_MAX)
-        n = EXEC_WORKERS_MAX;
+    if (srv->limits.workers < 0)
+        return SPELL_EINVAL;
+    n = srv->limits.workers < EXEC_WORKERS_MAX ? srv->limits.workers : EXEC_WORKERS_MAX;
     if (!(e = calloc(1, sizeof *e)))
         return SPELL_ENOMEM;
     e->srv = srv;
     e->nworkers = n;
-    if (!(e->threads = calloc((size_t)n, sizeof *e->threads)) ||
-        !(e->slots = calloc((size_t)n, sizeof *e->slots)))
+    /* One element at least, so that no workers is not an allocation
+     * failure. */
+    if (!(e->threads = calloc((size_t)(n > 0 ? n : 1), sizeof *e->threads)) ||
+        !(e->slots = calloc((size_t)(n > 0 ? n : 1), sizeof *e->slots)))
         goto fail;
     if (pthread_mutex_init(&e->mu, NULL) != 0) {
         rc = SPELL_EIO;
@@ -393,6 +399,9 @@ int exec_submit(struct executor *e, const char *cast_id)
     pthread_mutex_lock(&e->mu);
     if (e->stopping) {
         rc = SPELL_EABORT;
+    } else if (e->nworkers == 0) {
+        /* Nothing here would run it: it waits in the store. */
+        rc = SPELL_OK;
     } else {
         rc = ring_push(e, cast_id);
         if (rc != SPELL_OK) {

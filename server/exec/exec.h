@@ -108,9 +108,12 @@ struct executor;
 #define EXEC_TIMEOUT_MAX_S 86400
 
 /* Creates the executor of srv (srv->store must be set; srv->metrics and
- * srv->bus may be NULL) with srv->limits.workers threads (0: 4; at most
- * EXEC_WORKERS_MAX), registers its metric families, and stores nothing in
- * srv: the caller sets srv->exec = *out.  No thread runs yet. */
+ * srv->bus may be NULL) with srv->limits.workers threads (at most
+ * EXEC_WORKERS_MAX; SPELL_EINVAL below 0), registers its metric families,
+ * and stores nothing in srv: the caller sets srv->exec = *out.  No thread
+ * runs yet.  With 0 threads the executor runs nothing: exec_submit accepts
+ * a cast and leaves it queued in the store, where an executor with threads
+ * finds it through exec_recover; exec_cancel cancels it as usual. */
 int exec_new(struct server *srv, struct executor **out);
 
 /* Starts the worker threads.  SPELL_EINVAL when already started. */

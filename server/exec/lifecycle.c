@@ -9,10 +9,12 @@
  * canceled event, or the budget.soft_limit event that may follow a
  * settlement.
  *
- * The bus lock also orders the writes that could otherwise land after the
- * terminal event: lifecycle_log reads the cast's state and appends under
- * it, and the terminal transitions run under it, so a log line racing a
- * cancel is either stored before the terminal event or refused.
+ * The cast's bus lock (bus_lock_cast) also orders the writes that could
+ * otherwise land after the terminal event: lifecycle_log reads the cast's
+ * state and appends under it, and the terminal transitions run under it,
+ * so a log line racing a cancel is either stored before the terminal event
+ * or refused.  The lock is the cast's own (bus.c), so the transitions of
+ * different casts do not wait for one another here.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -133,7 +135,7 @@ static int pending_event(void *ud, const struct store_event *e)
     return 0;
 }
 
-/* With the bus locked. */
+/* With the cast's bus lock held. */
 static int publish_locked(struct server *srv, const char *cast_id)
 {
     struct pending p;
@@ -163,9 +165,9 @@ int lifecycle_publish_pending(struct server *srv, const char *cast_id)
         return SPELL_EINVAL;
     if (!srv->bus)
         return SPELL_OK;
-    bus_lock(srv->bus);
+    bus_lock_cast(srv->bus, cast_id);
     rc = publish_locked(srv, cast_id);
-    bus_unlock(srv->bus);
+    bus_unlock_cast(srv->bus, cast_id);
     return rc;
 }
 
@@ -320,7 +322,7 @@ int lifecycle_log(struct server *srv, const char *cast_id, const char *line)
     lifecycle_text_clean(line, strlen(line), clean, sizeof clean);
     now = now_of(srv);
     if (srv->bus)
-        bus_lock(srv->bus);
+        bus_lock_cast(srv->bus, cast_id);
     if ((rc = store_cast_get(srv->store, cast_id, NULL, &c)) != SPELL_OK)
         goto out;
     have_cast = true;
@@ -334,7 +336,7 @@ int lifecycle_log(struct server *srv, const char *cast_id, const char *line)
                             now, NULL);
 out:
     if (srv->bus)
-        bus_unlock(srv->bus);
+        bus_unlock_cast(srv->bus, cast_id);
     if (have_cast)
         store_cast_clear(&c);
     spell_buf_free(&data);
@@ -386,7 +388,7 @@ int lifecycle_succeed(struct server *srv, const char *cast_id, int64_t cost_cent
     spell_buf_init(&data, 4096);
     now = now_of(srv);
     if (srv->bus)
-        bus_lock(srv->bus);
+        bus_lock_cast(srv->bus, cast_id);
     rc = store_cast_settle(srv->store, cast_id, cost_cents, artifact_url, now, &r);
     if (rc == SPELL_OK && r.soft_limit_crossed &&
         soft_limit_data(cast_id, &r, now, &data) == SPELL_OK)
@@ -398,7 +400,7 @@ int lifecycle_succeed(struct server *srv, const char *cast_id, int64_t cost_cent
     if (rc == SPELL_OK && srv->bus)
         (void)publish_locked(srv, cast_id);
     if (srv->bus)
-        bus_unlock(srv->bus);
+        bus_unlock_cast(srv->bus, cast_id);
     spell_buf_free(&data);
     if (rc == SPELL_OK)
         count_finish(srv, cast_id, "succeeded", NULL);
@@ -416,12 +418,12 @@ static int release(struct server *srv, const char *cast_id, const char *status,
     lifecycle_text_clean(message ? message : "", message ? strlen(message) : 0, clean,
                          sizeof clean);
     if (srv->bus)
-        bus_lock(srv->bus);
+        bus_lock_cast(srv->bus, cast_id);
     rc = store_cast_release(srv->store, cast_id, status, code, clean, now_of(srv), NULL);
     if (rc == SPELL_OK && srv->bus)
         (void)publish_locked(srv, cast_id);
     if (srv->bus)
-        bus_unlock(srv->bus);
+        bus_unlock_cast(srv->bus, cast_id);
     if (rc == SPELL_OK)
         count_finish(srv, cast_id, status, strcmp(status, "failed") == 0 ? code : NULL);
     return rc;

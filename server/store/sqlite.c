@@ -52,14 +52,24 @@
  *    release the estimate given back; a settle closes its reservation, so
  *    no separate release follows it.
  *
+ *  - Group commit.  Reservations that arrive together share one write
+ *    transaction and one COMMIT (one fsync): each runs in its own
+ *    savepoint, in arrival order, so it sees the budget the earlier ones
+ *    left and a failure takes back only its own writes; every caller
+ *    returns after the COMMIT, and a failed COMMIT fails them all (see
+ *    sq_cast_reserve).  The other writes take the write lock one
+ *    transaction each.
+ *
  * Callbacks: respond() of store_cast_reserve() runs while the write lock
- * is held and must not call back into the store.  The walks (key, spell,
+ * is held, on the thread that leads the batch (not necessarily the
+ * caller's), and must not call back into the store.  The walks (key, spell,
  * cast, event and ledger lists) call fn while holding one pooled
  * connection; a nested call takes another, so fn should stay short.
  */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +85,9 @@
 /* Connections in the pool; a ":memory:" database gets one, since each
  * connection to it would be a database of its own. */
 #define POOL_SIZE 8
+
+/* Reservations one group commit carries at most (see sq_cast_reserve). */
+#define RESERVE_BATCH_MAX 64
 
 /* How long a connection waits for another process's write lock. */
 #define BUSY_TIMEOUT_MS 30000
@@ -312,6 +325,9 @@ enum st {
     ST_BEGIN_IMMEDIATE,
     ST_COMMIT,
     ST_ROLLBACK,
+    ST_SAVEPOINT,
+    ST_SAVEPOINT_ROLLBACK,
+    ST_SAVEPOINT_RELEASE,
     ST_PING,
     ST_SCHEMA_VERSION,
     ST_MIGRATION_INSERT,
@@ -446,6 +462,9 @@ static const char *const sql_text[ST__COUNT] = {
     [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT reservation",
+    [ST_SAVEPOINT_ROLLBACK] = "ROLLBACK TO reservation",
+    [ST_SAVEPOINT_RELEASE] = "RELEASE reservation",
     [ST_PING] = "SELECT COUNT(*) FROM schema_migrations",
     [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [ST_MIGRATION_INSERT] = "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
@@ -614,6 +633,18 @@ struct conn {
     sqlite3_stmt *st[ST__COUNT];
 };
 
+/* A reservation waiting for the group commit that carries it; lives on
+ * its caller's stack until done. */
+struct reserve_wait {
+    const struct store_reserve *req;
+    struct store_reserve_result *out;
+    int rc;
+    int done;                       /* set under gc_lock once rc is final */
+    int lead;                       /* set under gc_lock: lead the next batch */
+    pthread_cond_t wake;            /* signalled when done or lead is set */
+    struct reserve_wait *next;
+};
+
 struct sqlite_store {
     struct store base;              /* first: struct store * points here */
     pthread_mutex_t pool_lock;      /* guards in_use of every connection */
@@ -621,6 +652,14 @@ struct sqlite_store {
     /* Held from BEGIN IMMEDIATE to COMMIT or ROLLBACK by the one writer of
      * this process. */
     pthread_mutex_t write_lock;
+    /* Group commit of reservations: the queue, and whether a leader is at
+     * work on it. */
+    pthread_mutex_t gc_lock;
+    struct reserve_wait *gc_head, **gc_tail;
+    size_t gc_queued;
+    int gc_leading;
+    atomic_long batches;            /* group commits run, for tests */
+    atomic_int fail_commits;        /* test hook: commits still to refuse */
     size_t n_conns;
     struct conn conns[POOL_SIZE];
 };
@@ -1086,6 +1125,7 @@ static void sq_close(struct store *s)
     pthread_mutex_destroy(&ss->pool_lock);
     pthread_cond_destroy(&ss->pool_free);
     pthread_mutex_destroy(&ss->write_lock);
+    pthread_mutex_destroy(&ss->gc_lock);
     free(ss);
 }
 
@@ -2308,47 +2348,34 @@ out:
     return rc;
 }
 
-static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
-                           struct store_reserve_result *out)
+/* One reservation inside the batch's write transaction: the budget check,
+ * the cast, its queued event, the usage counter, the ledger entry and the
+ * idempotency answer.  out->period is set by the caller.  A failure leaves
+ * partial writes for the caller's ROLLBACK TO. */
+static int reserve_tx(struct conn *c, const struct store_reserve *req,
+                      struct store_reserve_result *out)
 {
-    struct sqlite_store *ss = sq(s);
-    const struct store_cast *k;
+    const struct store_cast *k = req->cast;
     struct store_budget b;
     struct counters u;
     struct event_info ev;
-    struct conn *c;
     sqlite3_stmt *st;
     int rc;
 
-    if (!out)
-        return SPELL_EINVAL;
-    memset(out, 0, sizeof *out);
-    if ((rc = reserve_ok(req)) != SPELL_OK)
-        return rc;
-    k = req->cast;
-    if ((rc = spell_time_period(req->now_ms, out->period, sizeof out->period)) != SPELL_OK)
-        return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
-        goto out;
-    if ((rc = user_exists(c, k->user_id)) <= 0) {
-        rc = rc == 0 ? SPELL_ENOTFOUND : rc;
-        goto end;
-    }
+    if ((rc = user_exists(c, k->user_id)) <= 0)
+        return rc == 0 ? SPELL_ENOTFOUND : rc;
     if (k->idempotency_key[0] && !req->request_hash) {
         if ((rc = query(c, ST_IDEM_IN_FLIGHT, &st, "tt", k->user_id, k->idempotency_key)) !=
             SPELL_OK)
-            goto end;
+            return rc;
         rc = step(st);
         sqlite3_reset(st);
-        if (rc <= 0) {
-            rc = rc == 0 ? SPELL_ENOTFOUND : rc;
-            goto end;
-        }
+        if (rc <= 0)
+            return rc == 0 ? SPELL_ENOTFOUND : rc;
     }
     if ((rc = limits_get(c, k->user_id, out->period, &b)) != SPELL_OK ||
         (rc = counters_get(c, k->user_id, out->period, &u)) != SPELL_OK)
-        goto end;
+        return rc;
     out->hard_limit_cents = b.hard_limit_cents;
     out->soft_limit_cents = b.soft_limit_cents;
     out->spent_cents = u.spent;
@@ -2360,42 +2387,172 @@ static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
         k->estimated_cost_cents > b.hard_limit_cents - u.spent - u.reserved) {
         out->outcome = STORE_BUDGET_EXCEEDED;
         out->remaining_cents = nonneg(b.hard_limit_cents - u.spent - u.reserved);
-        rc = SPELL_OK;
-        goto end;
+        return SPELL_OK;
     }
     if (b.source != STORE_BUDGET_PERIOD &&
         (rc = period_row_put(c, k->user_id, out->period, b.hard_limit_cents, b.soft_limit_cents,
                              req->now_ms)) != SPELL_OK)
-        goto end;
+        return rc;
     if ((rc = run(c, ST_CAST_INSERT, NULL, "ttttttiiett", k->id, k->user_id, k->spell_key,
                   k->spell_version, k->mode, k->input_hash, k->estimated_cost_cents, req->now_ms,
                   k->idempotency_key, out->period, k->inputs)) != SPELL_OK)
-        goto end;
+        return rc;
     memset(&ev, 0, sizeof ev);
     ev.cast_id = k->id;
     ev.status = "queued";
     ev.message = "";
     ev.ts = req->now_ms;
     if ((rc = event_emit(c, 0, "cast.queued", &ev, NULL)) != SPELL_OK)
-        goto end;
+        return rc;
     if ((rc = run(c, ST_USAGE_RESERVE, NULL, "tti", k->user_id, out->period,
                   k->estimated_cost_cents)) != SPELL_OK)
-        goto end;
+        return rc;
     if ((rc = ledger_insert(c, k->user_id, k->id, "reserve", k->estimated_cost_cents,
                             req->now_ms, &out->ledger_seq)) != SPELL_OK)
-        goto end;
+        return rc;
     out->outcome = STORE_RESERVED;
     out->reserved_cents = u.reserved + k->estimated_cost_cents;
     out->remaining_cents = nonneg(b.hard_limit_cents - out->spent_cents - out->reserved_cents);
     if (k->idempotency_key[0])
-        rc = reserve_respond(c, req, out);
-end:
-    rc = tx_end(ss, c, 1, rc);
-out:
-    if (rc != SPELL_OK)
-        memset(out, 0, sizeof *out);
-    conn_put(ss, c);
+        return reserve_respond(c, req, out);
+    return SPELL_OK;
+}
+
+/* Runs one reservation of a batch inside its own savepoint, so a failure
+ * takes back only its own writes.  *broken is set when the transaction
+ * itself is lost (SQLite rolled it back, or the savepoint could not be
+ * undone): the batch as a whole then fails. */
+static int reserve_in_savepoint(struct conn *c, struct reserve_wait *w, int *broken)
+{
+    int rc;
+
+    if ((rc = run(c, ST_SAVEPOINT, NULL, "")) != SPELL_OK) {
+        *broken = 1;
+        return rc;
+    }
+    rc = reserve_tx(c, w->req, w->out);
+    stmts_reset(c);
+    if (rc != SPELL_OK) {
+        if (sqlite3_get_autocommit(c->db) || run(c, ST_SAVEPOINT_ROLLBACK, NULL, "") != SPELL_OK) {
+            *broken = 1;
+            return rc;
+        }
+    }
+    if (run(c, ST_SAVEPOINT_RELEASE, NULL, "") != SPELL_OK)
+        *broken = 1;
     return rc;
+}
+
+/* The leader's work: one write transaction for the n reservations in
+ * batch (in arrival order, so each sees the budget the earlier ones left),
+ * one COMMIT, and each waiter's rc set.  A failed BEGIN or COMMIT, or a
+ * lost transaction, fails every waiter of the batch. */
+static void reserve_batch(struct sqlite_store *ss, struct conn *c, int begun,
+                          struct reserve_wait **batch, size_t n)
+{
+    int rc = begun, broken = 0;
+    size_t i;
+
+    for (i = 0; i < n && rc == SPELL_OK; i++) {
+        batch[i]->rc = reserve_in_savepoint(c, batch[i], &broken);
+        if (broken)
+            rc = batch[i]->rc != SPELL_OK ? batch[i]->rc : SPELL_EIO;
+    }
+    /* A COMMIT that fails is a database failure for every waiter,
+     * whatever SQLite called it. */
+    if (begun == SPELL_OK && rc == SPELL_OK && (rc = tx_end(ss, c, 1, rc)) != SPELL_OK)
+        rc = rc == SPELL_ENOMEM ? rc : SPELL_EIO;
+    else if (begun == SPELL_OK && rc != SPELL_OK)
+        (void)tx_end(ss, c, 1, rc);
+    for (i = 0; i < n; i++) {
+        if (rc != SPELL_OK)
+            batch[i]->rc = rc;
+        if (batch[i]->rc != SPELL_OK)
+            memset(batch[i]->out, 0, sizeof *batch[i]->out);
+    }
+    atomic_fetch_add(&ss->batches, 1);
+}
+
+/*
+ * Group commit.  A caller queues its reservation and sleeps on its own
+ * condition.  When no leader is at work it leads: it takes the write lock
+ * and begins the transaction, then takes up to RESERVE_BATCH_MAX waiting
+ * reservations (its own among them, unless the queue is longer), runs them
+ * and commits once, so one fsync makes the whole batch durable, and wakes
+ * each of their callers.  Callers that arrive meanwhile queue for the next
+ * batch, which is what makes batches grow with the load; when the leader's
+ * own reservation is answered it hands the lead to the first of them.
+ * Each caller returns only after the COMMIT that carried its reservation,
+ * with its own result or that COMMIT's error.
+ */
+static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
+                           struct store_reserve_result *out)
+{
+    struct sqlite_store *ss = sq(s);
+    struct reserve_wait me, *batch[RESERVE_BATCH_MAX];
+    struct conn *c;
+    size_t i, n;
+    int rc;
+
+    if (!out)
+        return SPELL_EINVAL;
+    memset(out, 0, sizeof *out);
+    if ((rc = reserve_ok(req)) != SPELL_OK)
+        return rc;
+    if ((rc = spell_time_period(req->now_ms, out->period, sizeof out->period)) != SPELL_OK)
+        return rc;
+    memset(&me, 0, sizeof me);
+    me.req = req;
+    me.out = out;
+    me.rc = SPELL_EIO;
+    if (pthread_cond_init(&me.wake, NULL) != 0) {
+        memset(out, 0, sizeof *out);
+        return SPELL_ENOMEM;
+    }
+
+    pthread_mutex_lock(&ss->gc_lock);
+    *ss->gc_tail = &me;
+    ss->gc_tail = &me.next;
+    ss->gc_queued++;
+    if (!ss->gc_leading)
+        ss->gc_leading = me.lead = 1;
+    while (!me.done && !me.lead)
+        pthread_cond_wait(&me.wake, &ss->gc_lock);
+    while (!me.done) {
+        pthread_mutex_unlock(&ss->gc_lock);
+        c = conn_get(ss);
+        rc = tx_begin(ss, c, 1);
+        pthread_mutex_lock(&ss->gc_lock);
+        for (n = 0; n < RESERVE_BATCH_MAX && ss->gc_head; n++) {
+            batch[n] = ss->gc_head;
+            if (!(ss->gc_head = batch[n]->next))
+                ss->gc_tail = &ss->gc_head;
+            ss->gc_queued--;
+        }
+        pthread_mutex_unlock(&ss->gc_lock);
+        reserve_batch(ss, c, rc, batch, n);
+        conn_put(ss, c);
+        pthread_mutex_lock(&ss->gc_lock);
+        /* A caller may return as soon as it sees done (under gc_lock), so
+         * nothing of batch[i] is touched after its signal. */
+        for (i = 0; i < n; i++) {
+            batch[i]->done = 1;
+            if (batch[i] != &me)
+                pthread_cond_signal(&batch[i]->wake);
+        }
+    }
+    if (me.lead) {
+        /* Whoever queued meanwhile leads the next batch. */
+        if (ss->gc_head) {
+            ss->gc_head->lead = 1;
+            pthread_cond_signal(&ss->gc_head->wake);
+        } else {
+            ss->gc_leading = 0;
+        }
+    }
+    pthread_mutex_unlock(&ss->gc_lock);
+    pthread_cond_destroy(&me.wake);
+    return me.rc;
 }
 
 /* Fills a settlement result from the cast's period after a change. */
@@ -4273,6 +4430,14 @@ int store_sqlite_open(const char *path, struct store **out)
         free(ss);
         return SPELL_ENOMEM;
     }
+    if (pthread_mutex_init(&ss->gc_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ss->write_lock);
+        pthread_cond_destroy(&ss->pool_free);
+        pthread_mutex_destroy(&ss->pool_lock);
+        free(ss);
+        return SPELL_ENOMEM;
+    }
+    ss->gc_tail = &ss->gc_head;
     ss->base.ops = &sqlite_ops;
     want = strcmp(path, ":memory:") == 0 ? 1 : POOL_SIZE;
     for (i = 0; i < want; i++) {
@@ -4290,4 +4455,51 @@ int store_sqlite_open(const char *path, struct store **out)
 fail:
     sq_close(&ss->base);
     return rc;
+}
+
+/* ---- Test hooks (store-impl.h) ---------------------------------------- */
+
+void store_sqlite_hold_writes(struct store *s, int hold)
+{
+    if (hold)
+        pthread_mutex_lock(&sq(s)->write_lock);
+    else
+        pthread_mutex_unlock(&sq(s)->write_lock);
+}
+
+size_t store_sqlite_reservations_waiting(struct store *s)
+{
+    struct sqlite_store *ss = sq(s);
+    size_t n;
+
+    pthread_mutex_lock(&ss->gc_lock);
+    n = ss->gc_queued;
+    pthread_mutex_unlock(&ss->gc_lock);
+    return n;
+}
+
+long store_sqlite_group_commits(struct store *s)
+{
+    return atomic_load(&sq(s)->batches);
+}
+
+/* Nonzero turns the COMMIT into a ROLLBACK (sqlite3_commit_hook). */
+static int refuse_commit(void *ud)
+{
+    struct sqlite_store *ss = ud;
+    int n = atomic_load(&ss->fail_commits);
+
+    while (n > 0 && !atomic_compare_exchange_weak(&ss->fail_commits, &n, n - 1))
+        ;
+    return n > 0;
+}
+
+void store_sqlite_fail_commits(struct store *s, int n)
+{
+    struct sqlite_store *ss = sq(s);
+    size_t i;
+
+    atomic_store(&ss->fail_commits, n);
+    for (i = 0; i < ss->n_conns; i++)
+        sqlite3_commit_hook(ss->conns[i].db, n > 0 ? refuse_commit : NULL, ss);
 }

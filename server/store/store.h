@@ -23,7 +23,10 @@
  * appends the ledger entry and records the idempotency response, or does
  * none of it.  store_cast_settle() and store_cast_release() close a cast
  * the same way.  However many threads reserve at once, spent + reserved
- * never passes the hard limit.
+ * never passes the hard limit.  Reservations made at the same moment may
+ * share one transaction and its commit (group commit, sqlite.c): each is
+ * still all-or-nothing on its own, sees the ones before it, and returns
+ * only once the commit that made it durable is done.
  *
  * Every function is safe to call from any thread at any time; a struct
  * store is shared by all of them.  Results: SPELL_OK, a core spell_rc

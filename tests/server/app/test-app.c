@@ -3,23 +3,33 @@
  * duplicate rows, the real table of routes_build(), the health rows, and
  * /healthz and /metrics both as plain handler calls and over HTTP on
  * 127.0.0.1:0, including /healthz answering 503 when the database file
- * was moved away underneath the server.
+ * was moved away underneath the server; and an executor with no workers
+ * (`serve --workers 0`): it takes casts and runs none, and a later start
+ * with workers on the same database runs them to the end.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "spell/buf.h"
+#include "spell/clock.h"
 #include "spell/errors.h"
+#include "spell/crypto.h"
 #include "spell/version.h"
 
 #include "app.h"
 #include "api.h"
 #include "auth.h"
 #include "billing.h"
+#include "exec.h"
+#include "lifecycle.h"
+#include "metrics.h"
+#include "store.h"
 #include "identity.h"
 #include "workflow.h"
 #include "httpd.h"
@@ -397,6 +407,179 @@ out:
     world_close(&w);
 }
 
+
+/* ---- --workers 0, then a start with workers ---- */
+
+/* The value of one unlabelled series in the /metrics text, -1 if absent. */
+static double metric_of(struct server *srv, const char *name)
+{
+    struct spell_buf text;
+    char want[96];
+    const char *p;
+    double v = -1;
+
+    spell_buf_init(&text, 4 * 1024 * 1024);
+    snprintf(want, sizeof want, "\n%s ", name);
+    if (metrics_render(srv->metrics, &text) == SPELL_OK &&
+        (p = strstr(spell_buf_str(&text), want)) != NULL)
+        v = strtod(p + strlen(want), NULL);
+    spell_buf_free(&text);
+    return v;
+}
+
+static int app_start(struct world *w, int workers)
+{
+    char err[APP_ERR_MAX];
+
+    memset(&w->srv, 0, sizeof w->srv);
+    w->srv.public_url = "http://127.0.0.1:1";
+    w->srv.limits.workers = workers;
+    w->srv.limits.default_timeout_s = 30;
+    w->srv.limits.max_output_bytes = 64 * 1024;
+    w->srv.limits.max_memory_bytes = (int64_t)1 << 30;
+    if (app_setup(&w->srv, w->db, APP_ALL, err, sizeof err) != SPELL_OK ||
+        app_exec_start(&w->srv, err, sizeof err) != SPELL_OK) {
+        fprintf(stderr, "# %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Reserves a cast of key and hands it to the executor, as the API does. */
+static int cast_submit(struct server *srv, const char *key, char id[STORE_ID_SIZE])
+{
+    struct store_reserve req;
+    struct store_reserve_result res;
+    struct store_cast c;
+    int rc;
+
+    memset(&c, 0, sizeof c);
+    if ((rc = spell_id_make("cst", spell_time_now_ms(), id, STORE_ID_SIZE)) != SPELL_OK)
+        return rc;
+    snprintf(c.id, sizeof c.id, "%s", id);
+    snprintf(c.user_id, sizeof c.user_id, "usr_w0");
+    snprintf(c.spell_key, sizeof c.spell_key, "%s", key);
+    snprintf(c.spell_version, sizeof c.spell_version, "1.0.0");
+    snprintf(c.mode, sizeof c.mode, "service");
+    memset(c.input_hash, 'a', 64);
+    c.inputs = (char *)"{\"message\":\"hi\"}";
+    memset(&req, 0, sizeof req);
+    req.cast = &c;
+    req.now_ms = spell_time_now_ms();
+    if ((rc = store_cast_reserve(srv->store, &req, &res)) != SPELL_OK)
+        return rc;
+    if (res.outcome != STORE_RESERVED)
+        return SPELL_EINVAL;
+    (void)lifecycle_publish_pending(srv, id);
+    return exec_submit(srv->exec, id);
+}
+
+#define W0_CASTS 5
+
+static void test_workers_zero_then_restart(void)
+{
+    struct world w;
+    struct store_user u;
+    struct store_spell sp;
+    struct store_cast c;
+    char script[160], exec_json[256], ids[W0_CASTS][STORE_ID_SIZE];
+    int i, done, rounds;
+    FILE *fp;
+
+    memset(&w, 0, sizeof w);
+    snprintf(w.dir, sizeof w.dir, "/tmp/test-app-XXXXXX");
+    if (!mkdtemp(w.dir)) {
+        CHECK(0);
+        return;
+    }
+    snprintf(w.db, sizeof w.db, "%s/spell.db", w.dir);
+    snprintf(script, sizeof script, "%s/echo.sh", w.dir);
+    fp = fopen(script, "w");
+    CHECK(fp != NULL);
+    if (!fp)
+        return;
+    fprintf(fp, "#!/bin/sh\ncat >/dev/null\necho '{\"progress\":50,\"message\":\"half\"}'\n"
+                "echo '{\"result\":{}}'\n");
+    fclose(fp);
+    CHECK_INT(chmod(script, 0755), 0);
+
+    /* 1: no workers.  Casts are taken, none runs. */
+    if (app_start(&w, 0) != 0) {
+        CHECK(0);
+        world_close(&w);
+        return;
+    }
+    CHECK(metric_of(&w.srv, "spell_exec_workers") == 0);
+    memset(&u, 0, sizeof u);
+    snprintf(u.id, sizeof u.id, "usr_w0");
+    snprintf(u.login, sizeof u.login, "w0");
+    snprintf(u.role, sizeof u.role, "caster");
+    u.created_at = spell_time_now_ms();
+    CHECK_INT(store_user_create(w.srv.store, &u), SPELL_OK);
+    snprintf(exec_json, sizeof exec_json, "{\"command\":[\"%s\"],\"timeout_s\":30}", script);
+    memset(&sp, 0, sizeof sp);
+    snprintf(sp.key, sizeof sp.key, "echo");
+    snprintf(sp.name, sizeof sp.name, "echo");
+    snprintf(sp.version, sizeof sp.version, "1.0.0");
+    snprintf(sp.status, sizeof sp.status, "published");
+    snprintf(sp.execution_mode, sizeof sp.execution_mode, "service");
+    snprintf(sp.pricing_model, sizeof sp.pricing_model, "free");
+    sp.inputs_schema = (char *)"{\"type\":\"object\"}";
+    sp.execution = exec_json;
+    CHECK_INT(store_spell_upsert(w.srv.store, &sp, spell_time_now_ms()), SPELL_OK);
+    for (i = 0; i < W0_CASTS; i++)
+        CHECK_INT(cast_submit(&w.srv, "echo", ids[i]), SPELL_OK);
+    CHECK_INT(exec_running(w.srv.exec), 0);
+    /* A queued cast can still be canceled here. */
+    CHECK_INT(exec_cancel(w.srv.exec, ids[W0_CASTS - 1]), SPELL_OK);
+    app_teardown(&w.srv);
+
+    /* Nothing ran: the casts are still queued (no thread ever existed
+     * that could have started one). */
+    CHECK_INT(store_open(w.db, &w.srv.store), SPELL_OK);
+    for (i = 0; i < W0_CASTS; i++) {
+        memset(&c, 0, sizeof c);
+        CHECK_INT(store_cast_get(w.srv.store, ids[i], NULL, &c), SPELL_OK);
+        CHECK_STR(c.status, i == W0_CASTS - 1 ? "canceled" : "queued");
+        store_cast_clear(&c);
+    }
+    store_close(w.srv.store);
+    w.srv.store = NULL;
+
+    /* 2: a start with workers recovers them and runs them to the end. */
+    if (app_start(&w, 2) != 0) {
+        CHECK(0);
+        world_close(&w);
+        return;
+    }
+    CHECK(metric_of(&w.srv, "spell_exec_workers") == 2);
+    for (rounds = 0, done = 0; rounds < 6000 && done < W0_CASTS - 1; rounds++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+
+        for (done = 0, i = 0; i < W0_CASTS - 1; i++) {
+            memset(&c, 0, sizeof c);
+            if (store_cast_get(w.srv.store, ids[i], NULL, &c) == SPELL_OK &&
+                strcmp(c.status, "succeeded") == 0)
+                done++;
+            store_cast_clear(&c);
+        }
+        if (done < W0_CASTS - 1)
+            nanosleep(&ts, NULL);
+    }
+    CHECK_INT(done, W0_CASTS - 1);
+    memset(&c, 0, sizeof c);
+    CHECK_INT(store_cast_get(w.srv.store, ids[W0_CASTS - 1], NULL, &c), SPELL_OK);
+    CHECK_STR(c.status, "canceled");
+    store_cast_clear(&c);
+    {
+        int64_t checked = 0, bad = 0;
+
+        CHECK_INT(store_ledger_verify(w.srv.store, &checked, &bad), SPELL_OK);
+        CHECK(checked >= 2 * (W0_CASTS - 1));
+    }
+    world_close(&w);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -407,6 +590,7 @@ int main(void)
     RUN(test_health_routes_cap);
     RUN(test_health_direct);
     RUN(test_health_http);
+    RUN(test_workers_zero_then_restart);
     curl_global_cleanup();
     return tap_done();
 }

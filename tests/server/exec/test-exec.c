@@ -12,7 +12,9 @@
  * run times short (timeouts of 1 s, sleepers of at most 30 s that are
  * always killed), so no assertion depends on the machine being fast.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -883,6 +885,101 @@ static void test_recover_without_inputs(void)
     fx_done(&f);
 }
 
+/* The threads of this process. */
+static int thread_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    int n = 0;
+
+    if (!d)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* Replaces the fixture's executor with one of `workers` threads (a fresh
+ * metrics registry, as a restarted server has). */
+static int fx_reexec(struct fixture *f, int workers)
+{
+    exec_free(f->exec);
+    f->srv.exec = NULL;
+    f->exec = NULL;
+    metrics_free(f->metrics);
+    CHECK_INT(metrics_new(&f->metrics), SPELL_OK);
+    f->srv.metrics = f->metrics;
+    f->srv.limits.workers = workers;
+    return fx_exec(f);
+}
+
+static void test_zero_workers(void)
+{
+    struct fixture f;
+    struct store_cast c;
+    struct evlist ev;
+    char ids[3][STORE_ID_SIZE], url[128];
+    int threads, requeued = -1, failed = -1;
+
+    fx_init(&f, 0);
+    spell_add(&f, "later", "echo '{\"result\": {}}'", 5, "service", "free", 0);
+    /* A count below 0 is refused; 0 is an executor that runs nothing. */
+    CHECK_INT(fx_reexec(&f, -1), SPELL_EINVAL);
+    CHECK(f.exec == NULL);
+    CHECK_INT(fx_reexec(&f, 0), SPELL_OK);
+    threads = thread_count();
+    CHECK(threads > 0);
+    CHECK_INT(exec_start(f.exec), SPELL_OK);
+    CHECK_INT(exec_start(f.exec), SPELL_EINVAL);
+    CHECK_INT(thread_count(), threads);
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(cast_reserve(&f, "later", "service", 0, "{}", ids[i]), SPELL_OK);
+        CHECK_INT(exec_submit(f.exec, ids[i]), SPELL_OK);
+    }
+    CHECK_INT(exec_submit(f.exec, "bad id"), SPELL_EINVAL);
+    CHECK_INT(exec_submit(f.exec, ""), SPELL_EINVAL);
+    CHECK_INT(exec_running(f.exec), 0);
+    /* A queued cast is canceled without a worker. */
+    CHECK_INT(exec_cancel(f.exec, ids[2]), SPELL_OK);
+    CHECK_INT(exec_cancel(f.exec, ids[2]), STORE_ECONFLICT);
+    CHECK_INT(exec_cancel(f.exec, "cst_unknown"), SPELL_ENOTFOUND);
+    exec_stop(f.exec);
+    CHECK_INT(exec_submit(f.exec, ids[0]), SPELL_EABORT);
+
+    /* Durable: the store, closed and opened again, still has them queued. */
+    exec_free(f.exec);
+    f.srv.exec = NULL;
+    f.exec = NULL;
+    store_close(f.store);
+    snprintf(url, sizeof url, "%s/spell.db", f.dir);
+    CHECK_INT(store_open(url, &f.store), SPELL_OK);
+    f.srv.store = f.store;
+    for (int i = 0; i < 3; i++) {
+        CHECK_INT(store_cast_get(f.store, ids[i], NULL, &c), SPELL_OK);
+        CHECK_STR(c.status, i < 2 ? "queued" : "canceled");
+        store_cast_clear(&c);
+    }
+
+    /* The next start, with workers, runs the two still queued. */
+    CHECK_INT(fx_reexec(&f, 2), SPELL_OK);
+    CHECK_INT(exec_recover_counts(f.exec, &requeued, &failed), SPELL_OK);
+    CHECK_INT(requeued, 2);
+    CHECK_INT(failed, 0);
+    CHECK_INT(exec_start(f.exec), SPELL_OK);
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(cast_wait(&f, ids[i], "succeeded", &c), 0);
+        store_cast_clear(&c);
+        events_of(&f, ids[i], &ev);
+        CHECK_STR(ev.types, "cast.queued cast.started cast.succeeded");
+        CHECK(ev.gapless);
+    }
+    events_of(&f, ids[2], &ev);
+    CHECK_STR(ev.types, "cast.queued cast.canceled");
+    fx_done(&f);
+}
+
 static void test_modes_not_configured(void)
 {
     struct fixture f;
@@ -1105,6 +1202,109 @@ static void test_bus_tracking(void)
     bus_free(NULL);
 }
 
+/* A thread taking one lock of a bus: the cast's (cast_id set) or all. */
+struct locker {
+    struct bus *b;
+    const char *cast_id;
+    pthread_mutex_t mu;
+    bool got;
+};
+
+static void *locker_main(void *arg)
+{
+    struct locker *l = arg;
+
+    if (l->cast_id)
+        bus_lock_cast(l->b, l->cast_id);
+    else
+        bus_lock(l->b);
+    pthread_mutex_lock(&l->mu);
+    l->got = true;
+    pthread_mutex_unlock(&l->mu);
+    if (l->cast_id)
+        bus_unlock_cast(l->b, l->cast_id);
+    else
+        bus_unlock(l->b);
+    return NULL;
+}
+
+static bool locker_got(struct locker *l)
+{
+    bool got;
+
+    pthread_mutex_lock(&l->mu);
+    got = l->got;
+    pthread_mutex_unlock(&l->mu);
+    return got;
+}
+
+static void locker_run(struct locker *l, struct bus *b, const char *cast_id, pthread_t *t)
+{
+    l->b = b;
+    l->cast_id = cast_id;
+    l->got = false;
+    CHECK_INT(pthread_create(t, NULL, locker_main, l), 0);
+}
+
+static void test_bus_cast_locks(void)
+{
+    static const struct bus_ops ops = {"fake", fake_publish, NULL};
+    struct bus *b = NULL;
+    struct locker l;
+    pthread_t t;
+    char long_a[80], long_b[80];
+
+    CHECK_INT(bus_create(&ops, NULL, &b), SPELL_OK);
+    pthread_mutex_init(&l.mu, NULL);
+    /* Another cast's lock is not held up by this one (a shared lock would
+     * never let the join return). */
+    bus_lock_cast(b, "cst_a");
+    locker_run(&l, b, "cst_b", &t);
+    pthread_join(t, NULL);
+    CHECK(l.got);
+    /* The same cast waits until it is let go. */
+    locker_run(&l, b, "cst_a", &t);
+    sleep_ms(50);
+    CHECK(!locker_got(&l));
+    bus_unlock_cast(b, "cst_a");
+    pthread_join(t, NULL);
+    CHECK(l.got);
+    /* The whole bus waits for every cast, and every cast for it. */
+    bus_lock_cast(b, "cst_c");
+    locker_run(&l, b, NULL, &t);
+    sleep_ms(50);
+    CHECK(!locker_got(&l));
+    bus_unlock_cast(b, "cst_c");
+    pthread_join(t, NULL);
+    CHECK(l.got);
+    bus_lock(b);
+    locker_run(&l, b, "cst_d", &t);
+    sleep_ms(50);
+    CHECK(!locker_got(&l));
+    bus_unlock(b);
+    pthread_join(t, NULL);
+    CHECK(l.got);
+    /* Ids longer than the busy table keeps, alike in what it keeps, share
+     * a lock: never a lock too few. */
+    memset(long_a, 'x', sizeof long_a);
+    long_a[sizeof long_a - 1] = '\0';
+    memcpy(long_b, long_a, sizeof long_b);
+    long_b[70] = 'y';
+    bus_lock_cast(b, long_a);
+    locker_run(&l, b, long_b, &t);
+    sleep_ms(50);
+    CHECK(!locker_got(&l));
+    bus_unlock_cast(b, long_a);
+    pthread_join(t, NULL);
+    CHECK(l.got);
+    /* Letting go of a cast not locked changes nothing. */
+    bus_unlock_cast(b, "cst_never");
+    bus_lock(b);
+    bus_unlock(b);
+    pthread_mutex_destroy(&l.mu);
+    bus_free(b);
+}
+
 static void test_api_errors(void)
 {
     struct fixture f;
@@ -1144,6 +1344,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     RUN(test_text_clean);
     RUN(test_bus_tracking);
+    RUN(test_bus_cast_locks);
     RUN(test_api_errors);
     RUN(test_success_with_progress_and_stream);
     RUN(test_nonzero_exit_with_stderr);
@@ -1162,6 +1363,7 @@ int main(void)
     RUN(test_cancel_queued);
     RUN(test_stop_and_recover);
     RUN(test_recover_without_inputs);
+    RUN(test_zero_workers);
     RUN(test_modes_not_configured);
     RUN(test_bad_execution_config);
     RUN(test_soft_limit_event);

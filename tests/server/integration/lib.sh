@@ -166,6 +166,14 @@ new_user() {
 }
 
 # idem: a fresh Idempotency-Key.
+# mistyped_key KEY: KEY with its last character changed, never equal to it.
+mistyped_key() {
+    case $1 in
+    *X) printf '%sY' "${1%?}" ;;
+    *) printf '%sX' "${1%?}" ;;
+    esac
+}
+
 idem() { printf 'it-%s-%s' "$(date +%s%N)" "$RANDOM"; }
 
 # cast SPELL INPUTS_JSON [EXTRA CURL ARGS]: POST /v1/spells/SPELL:cast.

@@ -50,7 +50,7 @@ is "$(jb .error.code)" UNAUTHORIZED "no credentials: UNAUTHORIZED"
 like "$(header WWW-Authenticate)" '^Bearer' "401 carries WWW-Authenticate: Bearer"
 
 for bad in "sk_live_nope" "sk_live_AAAAAAAA_$(head -c 38 /dev/zero | tr '\0' 'A')" \
-           "${KEY%?}X" "Basic Zm9vOmJhcg==" "$(head -c 300 /dev/zero | tr '\0' 'k')"; do
+           "$(mistyped_key "$KEY")" "Basic Zm9vOmJhcg==" "$(head -c 300 /dev/zero | tr '\0' 'k')"; do
     st=$(anon GET /v1/auth/me -H "Authorization: Bearer $bad")
     is "$st" 401 "a bad key is 401 (${bad:0:20}...)"
 done
@@ -141,7 +141,7 @@ codes=""
 for i in 1 2 3 4 5; do codes="$codes $(api GET /v1/auth/me)"; done
 is "$codes" " 200 200 200 200 200" "valid keys are not counted against the address"
 codes="$(anon GET /v1/auth/me)"
-codes="$codes $(anon GET /v1/auth/me -H "Authorization: Bearer ${KEY%?}X")"
+codes="$codes $(anon GET /v1/auth/me -H "Authorization: Bearer $(mistyped_key "$KEY")")"
 codes="$codes $(anon GET /v1/auth/me -H "Authorization: Bearer $NEWKEY")"
 is "$codes" "401 401 401" "no key, a bad check character, a revoked key: 401 each"
 st=$(anon GET /v1/auth/me -H "Authorization: Bearer 0123456789012345678901234567890123456789012")

@@ -31,8 +31,8 @@ usage_case "a word that is no number" "--workers: 'four' is not a whole number" 
     "$SPELL_SERVER" serve --workers four
 usage_case "a number with a tail" "--rate-user-per-min: '60x' is not a whole number" \
     "$SPELL_SERVER" serve --rate-user-per-min=60x
-usage_case "a number out of range" "--workers: 0 is out of range" \
-    "$SPELL_SERVER" serve --workers 0
+usage_case "a number out of range" "--workers: 257 is out of range" \
+    "$SPELL_SERVER" serve --workers 257
 usage_case "a bad environment number" "SPELL_RATE_IP_PER_MIN: ' 5' is not a whole number" \
     env SPELL_RATE_IP_PER_MIN=' 5' "$SPELL_SERVER" serve
 usage_case "a listen address without a port" "--listen: '127.0.0.1' is not HOST:PORT" \

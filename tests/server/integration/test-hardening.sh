@@ -121,7 +121,7 @@ like "$(header RateLimit)" '^"requests";r=[0-9]+;t=[0-9]+, "casts";r=[0-9]+;t=[0
     "202 carries both remainders"
 
 # ---- the access log keeps no secrets ----
-anon GET /v1/auth/me -H "Authorization: Bearer ${KEY%?}X" >/dev/null
+anon GET /v1/auth/me -H "Authorization: Bearer $(mistyped_key "$KEY")" >/dev/null
 anon GET /v1/auth/me -H "Cookie: spell_session=0123456789012345678901234567890123456789012" \
     >/dev/null
 api GET "/v1/casts?limit=1" >/dev/null

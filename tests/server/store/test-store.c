@@ -21,6 +21,7 @@
 #include "tap.h"
 
 #include "store.h"
+#include "store-impl.h"
 
 /* 2026-11-22T08:00:00Z */
 #define T0 INT64_C(1795334400000)
@@ -1188,6 +1189,280 @@ static void test_reserve_one_key_race(void)
     db_close(&d);
 }
 
+
+/* ---- Group commit ------------------------------------------------------ */
+
+/* One reservation of a batch, run on its own thread. */
+struct gc_job {
+    struct store *s;
+    struct store_cast c;
+    struct store_reserve req;
+    struct store_reserve_result r;
+    struct responder rp;
+    int rc;
+};
+
+static void gc_job_init(struct gc_job *j, struct store *s, const char *id, const char *user,
+                        int64_t estimate, const char *key, const char *hash)
+{
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    cast_init(&j->c, id, user, estimate);
+    j->req.cast = &j->c;
+    j->req.now_ms = T0;
+    if (key) {
+        snprintf(j->c.idempotency_key, sizeof j->c.idempotency_key, "%s", key);
+        j->req.respond = respond_fn;
+        j->req.respond_ud = &j->rp;
+        j->req.request_hash = hash;
+    }
+    j->rc = 1;      /* no spell_rc: the job did not run */
+}
+
+static void *gc_job_run(void *arg)
+{
+    struct gc_job *j = arg;
+
+    j->rc = store_cast_reserve(j->s, &j->req, &j->r);
+    return NULL;
+}
+
+static void wait_queued(struct store *s, size_t n)
+{
+    struct timespec ts = {0, 1000 * 1000};
+
+    while (store_sqlite_reservations_waiting(s) < n)
+        nanosleep(&ts, NULL);
+}
+
+/* Runs the n jobs as one batch: the store's write lock is held while they
+ * queue, one thread after another so the queue is in job order, then let
+ * go.  Returns the number of group commits they took. */
+static long gc_run(struct store *s, struct gc_job *jobs, size_t n)
+{
+    pthread_t th[64];
+    long before = store_sqlite_group_commits(s);
+    size_t i;
+
+    store_sqlite_hold_writes(s, 1);
+    for (i = 0; i < n; i++) {
+        pthread_create(&th[i], NULL, gc_job_run, &jobs[i]);
+        wait_queued(s, i + 1);
+    }
+    store_sqlite_hold_writes(s, 0);
+    for (i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    return store_sqlite_group_commits(s) - before;
+}
+
+static int cast_exists(struct store *s, const char *id)
+{
+    struct store_cast got;
+    int rc = store_cast_get(s, id, NULL, &got);
+
+    store_cast_clear(&got);
+    return rc == SPELL_OK;
+}
+
+/* Within and over budget, and failures of their own, in one batch: each
+ * sees the budget the earlier ones left, a failure takes back only its
+ * own writes, and the totals are exact. */
+static void test_group_commit_budget(void)
+{
+    struct db d;
+    static const struct { const char *user; int64_t est; int fail; int rc; int outcome; } want[] = {
+        {"usr_1", 300, 0, SPELL_OK, STORE_RESERVED},
+        {"usr_1", 300, 1, SPELL_EABORT, 0},             /* its answer fails: rolled back */
+        {"usr_1", 300, 0, SPELL_OK, STORE_RESERVED},
+        {"usr_404", 10, 0, SPELL_ENOTFOUND, 0},         /* no such user */
+        {"usr_1", 300, 0, SPELL_OK, STORE_RESERVED},    /* 900 */
+        {"usr_1", 300, 0, SPELL_OK, STORE_BUDGET_EXCEEDED},
+        {"usr_1", 100, 0, SPELL_OK, STORE_RESERVED},    /* 1000: the limit */
+        {"usr_1", 50, 0, SPELL_OK, STORE_BUDGET_EXCEEDED},
+        {"usr_1", 0, 0, SPELL_OK, STORE_RESERVED},
+    };
+    enum { N = sizeof want / sizeof want[0] };
+    struct gc_job jobs[N];
+    struct store_usage u;
+    struct store_idem im;
+    int64_t checked = 0, bad = -1;
+    char id[32], key[32];
+    int i, reserved = 0;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 1000, -1, T0), SPELL_OK);
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "cst_g%d", i);
+        snprintf(key, sizeof key, "k%d", i);
+        gc_job_init(&jobs[i], d.s, id, want[i].user, want[i].est, key, h1);
+        jobs[i].rp.fail = want[i].fail;
+    }
+    CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+    for (i = 0; i < N; i++) {
+        CHECK_INT(jobs[i].rc, want[i].rc);
+        if (want[i].rc == SPELL_OK)
+            CHECK_INT(jobs[i].r.outcome, want[i].outcome);
+        snprintf(id, sizeof id, "cst_g%d", i);
+        CHECK_INT(cast_exists(d.s, id),
+                  want[i].rc == SPELL_OK && want[i].outcome == STORE_RESERVED);
+        reserved += want[i].rc == SPELL_OK && want[i].outcome == STORE_RESERVED;
+    }
+    CHECK_INT((int)jobs[4].r.remaining_cents, 100);
+    CHECK_INT((int)jobs[5].r.remaining_cents, 100);
+    CHECK_INT((int)jobs[6].r.remaining_cents, 0);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.reserved_cents, 1000);
+    CHECK_INT((int)u.remaining_cents, 0);
+    CHECK_INT((int)ledger_count(d.path), reserved);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, reserved);
+    /* The failed answer left no record: a retry under its key runs afresh. */
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k1", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_NEW);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k0", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_REPLAY);
+    CHECK_STR(im.body, "{\"remaining\":700}");
+    store_idem_clear(&im);
+    db_close(&d);
+}
+
+/* A batch whose COMMIT fails: every waiter gets the error and nothing of
+ * any of them is in the database; the next batch goes through. */
+static void test_group_commit_fails(void)
+{
+    struct db d;
+    enum { N = 12 };
+    struct gc_job jobs[N];
+    struct store_usage u;
+    struct store_idem im;
+    int64_t checked = 0, bad = -1;
+    char id[32], key[32];
+    int i;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "cst_f%d", i);
+        snprintf(key, sizeof key, "k%d", i);
+        gc_job_init(&jobs[i], d.s, id, "usr_1", 10, i % 3 ? key : NULL, h1);
+    }
+    store_sqlite_fail_commits(d.s, 1);
+    CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+    store_sqlite_fail_commits(d.s, 0);
+    for (i = 0; i < N; i++) {
+        CHECK_INT(jobs[i].rc, SPELL_EIO);
+        CHECK_INT(jobs[i].r.outcome, 0);
+        CHECK_INT((int)jobs[i].r.ledger_seq, 0);
+        CHECK_INT(cast_exists(d.s, jobs[i].c.id), 0);
+    }
+    CHECK_INT((int)ledger_count(d.path), 0);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM cast_events"), 0);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM idempotency"), 0);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.reserved_cents, 0);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k1", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_NEW);
+
+    /* The same reservations again, with commits working: all of them. */
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "cst_f%d", i);
+        snprintf(key, sizeof key, "k%d", i);
+        gc_job_init(&jobs[i], d.s, id, "usr_1", 10, i % 3 ? key : NULL, h1);
+    }
+    CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+    for (i = 0; i < N; i++) {
+        CHECK_INT(jobs[i].rc, SPELL_OK);
+        CHECK_INT(jobs[i].r.outcome, STORE_RESERVED);
+        CHECK_INT(cast_exists(d.s, jobs[i].c.id), 1);
+    }
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.reserved_cents, 10 * N);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, N);
+    db_close(&d);
+}
+
+/* One Idempotency-Key several times in one batch: the first makes the
+ * cast and the record, the others write nothing (STORE_ECONFLICT) and
+ * find the record afterwards: the replay, or 422 for another request. */
+static void test_group_commit_same_key(void)
+{
+    struct db d;
+    enum { N = 6 };
+    struct gc_job jobs[N];
+    struct store_idem im;
+    int64_t checked = 0, bad = -1;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    gc_job_init(&jobs[0], d.s, "cst_s0", "usr_1", 10, "same", h1);
+    gc_job_init(&jobs[1], d.s, "cst_s1", "usr_1", 10, "same", h1);
+    gc_job_init(&jobs[2], d.s, "cst_s2", "usr_1", 10, "other", h1);
+    gc_job_init(&jobs[3], d.s, "cst_s3", "usr_1", 10, "same", h2);
+    gc_job_init(&jobs[4], d.s, "cst_s4", "usr_1", 10, "same", h1);
+    gc_job_init(&jobs[5], d.s, "cst_s5", "usr_1", 10, "other", h1);
+    CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+    CHECK_INT(jobs[0].rc, SPELL_OK);
+    CHECK_INT(jobs[1].rc, STORE_ECONFLICT);
+    CHECK_INT(jobs[2].rc, SPELL_OK);
+    CHECK_INT(jobs[3].rc, STORE_ECONFLICT);
+    CHECK_INT(jobs[4].rc, STORE_ECONFLICT);
+    CHECK_INT(jobs[5].rc, STORE_ECONFLICT);
+    CHECK_INT(cast_exists(d.s, "cst_s0"), 1);
+    CHECK_INT(cast_exists(d.s, "cst_s2"), 1);
+    CHECK_INT(cast_exists(d.s, "cst_s1") + cast_exists(d.s, "cst_s3") +
+                  cast_exists(d.s, "cst_s4") + cast_exists(d.s, "cst_s5"), 0);
+    CHECK_INT((int)ledger_count(d.path), 2);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "same", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_REPLAY);
+    CHECK_INT(im.status, 202);
+    store_idem_clear(&im);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "same", h2, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_MISMATCH);
+    store_idem_clear(&im);
+    db_close(&d);
+}
+
+/* More callers than one batch holds: they are answered over several
+ * batches, none lost. */
+static void test_group_commit_bound(void)
+{
+    struct db d;
+    enum { N = 64 + 16 };
+    static struct gc_job jobs[N];
+    pthread_t th[N];
+    struct store_usage u;
+    int64_t checked = 0, bad = -1;
+    long before;
+    char id[32];
+    int i, ok = 0;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    before = store_sqlite_group_commits(d.s);
+    store_sqlite_hold_writes(d.s, 1);
+    for (i = 0; i < N; i++) {
+        snprintf(id, sizeof id, "cst_b%d", i);
+        gc_job_init(&jobs[i], d.s, id, "usr_1", 1, NULL, NULL);
+        pthread_create(&th[i], NULL, gc_job_run, &jobs[i]);
+    }
+    wait_queued(d.s, N);
+    store_sqlite_hold_writes(d.s, 0);
+    for (i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ok += jobs[i].rc == SPELL_OK && jobs[i].r.outcome == STORE_RESERVED;
+    }
+    CHECK_INT(ok, N);
+    CHECK(store_sqlite_group_commits(d.s) - before >= 2);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.reserved_cents, N);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, N);
+    db_close(&d);
+}
+
 /* ---- Concurrency ----------------------------------------------------- */
 
 #define N_THREADS 64
@@ -1925,6 +2200,10 @@ int main(void)
     RUN(test_reserve_creates_record);
     RUN(test_reserve_one_key_race);
     RUN(test_concurrent_reservations);
+    RUN(test_group_commit_budget);
+    RUN(test_group_commit_fails);
+    RUN(test_group_commit_same_key);
+    RUN(test_group_commit_bound);
     RUN(test_concurrent_events_gapless);
     RUN(test_event_append_input);
     RUN(test_ledger_chain);
