@@ -21,18 +21,26 @@
  *      and of every --rss-tree process and its direct children) is read
  *      before the first connect and again one second after the last stream
  *      opened; the difference divided by N is the memory per stream.
+ *      The servers' CPU time (user + system, from /proc/PID/stat, same
+ *      processes) is read when publishing starts and when the last event
+ *      has been received: the server's work for the fan-out.
  *   3. Publish: with --publish PATH a second thread POSTs E events to PATH
  *      (Nchan's publisher location), one every interval; each body is
  *      "bench <i> <unix-us>" with the wall-clock time just before the
  *      write.  With --go-file FILE the program creates FILE instead, and
  *      the spell the streams follow (bench/spells/sse-bench.sh) starts
  *      emitting progress whose message is the same "bench <i> <unix-us>".
- *   4. Receive: one epoll thread reads every stream, undoes chunked
+ *   4. Receive: one epoll thread reads every stream (one read per ready
+ *      stream when it comes back short of the buffer, the usual case: no
+ *      second read to see EAGAIN), undoes chunked
  *      transfer coding, feeds the bytes to core's SSE parser and, for each
  *      event carrying the marker, records receive time minus the embedded
  *      time (the fan-out latency of that event on that stream).  For
  *      spell-server events it also records the latency against the
  *      event's own `ts` field (milliseconds, parsed by spell_time_parse).
+ *      The spread is each receive time minus the first receive of the same
+ *      event on any stream: the fan-out alone, without what happens before
+ *      the server sends the first copy.
  *   5. A stream is complete when it has all E events; it is closed then,
  *      or when the server ends it (EOF, a terminal cast event).  The run
  *      stops when every stream is complete or failed, or at the deadline.
@@ -160,6 +168,13 @@ struct ctx {
 
     struct stats lat;       /* from the embedded microsecond time */
     struct stats lat_ts;    /* from the event's ts field (ms) */
+    /* Receive time of event i on stream k at [k * events + i - 1] (0: not
+     * received), for the spread: receive time minus the event's first
+     * receive on any stream, which leaves out what comes before the
+     * server's fan-out (the publisher, Nchan's POST, the spell's pipe, the
+     * executor, the store). */
+    int64_t *recv_us;
+    struct stats spread;
     uint64_t delivered;
     uint64_t dups;
 
@@ -244,15 +259,37 @@ static void parse_args(struct ctx *c, int argc, char **argv)
         die("give exactly one of --publish and --go-file");
 }
 
-/* Sum of VmRSS over the watched processes, in KiB; the children of each
- * --rss-tree process are found in /proc/PID/task/PID/children. */
-static long server_rss_kib(const struct ctx *c, int *nproc)
+/* CPU time (user + system) of a process so far, in ms; -1 when it cannot
+ * be read.  Fields 14 and 15 of /proc/PID/stat, after the command name. */
+static long proc_cpu_ms(long pid)
+{
+    char path[64], line[1024];
+    const char *p;
+    unsigned long long ut, st;
+    long hz = sysconf(_SC_CLK_TCK);
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    if (!(f = fopen(path, "r")))
+        return -1;
+    p = fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+    fclose(f);
+    if (!p || hz <= 0 ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (long)((ut + st) * 1000 / (unsigned long long)hz);
+}
+
+/* Sum of probe(pid) over the watched processes (VmRSS in KiB, CPU time in
+ * ms); the children of each --rss-tree process are found in
+ * /proc/PID/task/PID/children. */
+static long server_sum(const struct ctx *c, long (*probe)(long pid), int *nproc)
 {
     long total = 0;
     int n = 0;
 
     for (int i = 0; i < c->n_rss_pid; i++) {
-        long k = stats_rss_kib(c->rss_pid[i]);
+        long k = probe(c->rss_pid[i]);
         if (k >= 0) {
             total += k;
             n++;
@@ -260,7 +297,7 @@ static long server_rss_kib(const struct ctx *c, int *nproc)
     }
     for (int i = 0; i < c->n_rss_tree; i++) {
         char path[96], list[1024];
-        long k = stats_rss_kib(c->rss_tree[i]);
+        long k = probe(c->rss_tree[i]);
         FILE *f;
 
         if (k >= 0) {
@@ -274,7 +311,7 @@ static long server_rss_kib(const struct ctx *c, int *nproc)
         if (fgets(list, sizeof list, f)) {
             char *save = NULL;
             for (char *t = strtok_r(list, " \n", &save); t; t = strtok_r(NULL, " \n", &save)) {
-                k = stats_rss_kib(strtol(t, NULL, 10));
+                k = probe(strtol(t, NULL, 10));
                 if (k >= 0) {
                     total += k;
                     n++;
@@ -351,6 +388,7 @@ static int on_event(const struct spell_sse_event *ev, void *ud)
     cn->got |= (uint64_t)1 << (idx - 1);
     cn->ids[idx - 1] = (uint32_t)strtoul(ev->id, NULL, 10);
     cn->nevents++;
+    c->recv_us[(size_t)(cn - c->conns) * (size_t)c->events + idx - 1] = c->now_us;
     c->delivered++;
     stats_add(&c->lat, c->now_us - pub_us);
     if (!c->publish) {
@@ -636,6 +674,10 @@ static void conn_readable(struct ctx *c, struct conn *cn)
             conn_close(c, cn, 0);
             return;
         }
+        /* A short read emptied the socket: the (level-triggered) epoll
+         * says when more arrives, so no read just to see EAGAIN. */
+        if ((size_t)n < READ_BUF)
+            return;
     }
 }
 
@@ -744,8 +786,8 @@ int main(int argc, char **argv)
     struct ctx c;
     struct spell_buf req;
     pthread_t pub;
-    int pub_started = 0, nproc_before, nproc_after;
-    long rss_before, rss_after;
+    int pub_started = 0, nproc_before, nproc_after, nproc_cpu;
+    long rss_before, rss_after, cpu_before, cpu_after;
     int64_t t0, t_open, deadline_total;
     double per_stream;
     uint64_t expected;
@@ -779,7 +821,9 @@ int main(int argc, char **argv)
     c.rbuf = malloc(READ_BUF);
     if (!c.conns || !c.rbuf ||
         stats_init(&c.lat, (size_t)c.streams * (size_t)c.events) != 0 ||
-        stats_init(&c.lat_ts, (size_t)c.streams * (size_t)c.events) != 0)
+        stats_init(&c.lat_ts, (size_t)c.streams * (size_t)c.events) != 0 ||
+        stats_init(&c.spread, (size_t)c.streams * (size_t)c.events) != 0 ||
+        !(c.recv_us = calloc((size_t)c.streams * (size_t)c.events, sizeof *c.recv_us)))
         die("out of memory");
     for (int i = 0; i < c.streams; i++) {
         struct conn *cn = &c.conns[i];
@@ -793,7 +837,7 @@ int main(int argc, char **argv)
     if (c.ep < 0)
         die("epoll_create1 failed");
 
-    rss_before = server_rss_kib(&c, &nproc_before);
+    rss_before = server_sum(&c, stats_rss_kib, &nproc_before);
     t0 = stats_mono_us();
     deadline_total = t0 + (int64_t)c.timeout_s * 1000000;
 
@@ -818,10 +862,12 @@ int main(int argc, char **argv)
     /* 2. Memory one second after the last stream opened (streams keep
      * being read meanwhile). */
     run_loop(&c, stats_mono_us() + 1000000, 0);
-    rss_after = server_rss_kib(&c, &nproc_after);
+    rss_after = server_sum(&c, stats_rss_kib, &nproc_after);
     per_stream = c.open > 0 ? (double)(rss_after - rss_before) / c.open : 0.0;
 
-    /* 3. Publish. */
+    /* 3. Publish, with the server's CPU time from here to the end of the
+     * events. */
+    cpu_before = server_sum(&c, proc_cpu_ms, &nproc_cpu);
     if (c.publish) {
         if (pthread_create(&pub, NULL, publisher, &c) != 0)
             die("pthread_create failed");
@@ -839,11 +885,26 @@ int main(int argc, char **argv)
         int64_t until = stats_mono_us() + (int64_t)c.events * c.interval_ms * 1000 + 20 * INT64_C(1000000);
         run_loop(&c, until < deadline_total ? until : deadline_total, 0);
     }
+    cpu_after = server_sum(&c, proc_cpu_ms, &nproc_cpu);
     if (pub_started)
         pthread_join(pub, NULL);
 
     stats_finish(&c.lat);
     stats_finish(&c.lat_ts);
+    for (int i = 0; i < c.events; i++) {
+        int64_t first = 0;
+        for (int k = 0; k < c.streams; k++) {
+            int64_t t = c.recv_us[(size_t)k * (size_t)c.events + (size_t)i];
+            if (t && (!first || t < first))
+                first = t;
+        }
+        for (int k = 0; k < c.streams; k++) {
+            int64_t t = c.recv_us[(size_t)k * (size_t)c.events + (size_t)i];
+            if (t)
+                stats_add(&c.spread, t - first);
+        }
+    }
+    stats_finish(&c.spread);
     expected = (uint64_t)c.streams * (uint64_t)c.events;
 
     if (c.publish)
@@ -851,6 +912,8 @@ int main(int argc, char **argv)
                c.published, c.events, c.publish_errors, c.interval_ms);
     printf("sse-hold [%s]: server RSS %ld KiB before, %ld KiB after (%d process%s): %.2f KiB per open stream\n",
            c.label, rss_before, rss_after, nproc_after, nproc_after == 1 ? "" : "es", per_stream);
+    printf("sse-hold [%s]: server CPU while the events went out: %ld ms (%.1f ms per event)\n",
+           c.label, cpu_after - cpu_before, (double)(cpu_after - cpu_before) / c.events);
     printf("sse-hold [%s]: events delivered %" PRIu64 "/%" PRIu64 "; streams complete %d/%d"
            " (ended early %d, still open at the deadline %d, duplicates %" PRIu64 ")\n",
            c.label, c.delivered, expected, c.complete, c.streams, c.ended_early,
@@ -860,6 +923,9 @@ int main(int argc, char **argv)
     printf("sse-hold [%s]: fan-out latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%zu samples)\n",
            c.label, ms(stats_pct(&c.lat, 50)), ms(stats_pct(&c.lat, 90)), ms(stats_pct(&c.lat, 99)),
            ms(stats_max(&c.lat)), c.lat.n);
+    printf("sse-hold [%s]: fan-out spread ms (receive minus the event's first receive): p50 %.2f  p90 %.2f"
+           "  p99 %.2f  max %.2f\n", c.label, ms(stats_pct(&c.spread, 50)),
+           ms(stats_pct(&c.spread, 90)), ms(stats_pct(&c.spread, 99)), ms(stats_max(&c.spread)));
     if (c.lat_ts.n)
         printf("sse-hold [%s]: latency from the event's ts (ms resolution): p50 %.0f  p90 %.0f  p99 %.0f  max %.0f\n",
                c.label, ms(stats_pct(&c.lat_ts, 50)), ms(stats_pct(&c.lat_ts, 90)),
@@ -873,9 +939,11 @@ int main(int argc, char **argv)
                    (double)(stats_mono_us() - t0) / 1e6);
     }
     printf("RESULT label=%s streams=%d open=%d complete=%d delivered=%" PRIu64 " expected=%" PRIu64
-           " kib_per_stream=%.3f p50_us=%" PRId64 " p90_us=%" PRId64 " p99_us=%" PRId64 " max_us=%" PRId64 "\n",
+           " kib_per_stream=%.3f p50_us=%" PRId64 " p90_us=%" PRId64 " p99_us=%" PRId64 " max_us=%" PRId64
+           " spread_p99_us=%" PRId64 " server_cpu_ms=%ld\n",
            c.label, c.streams, c.open, c.complete, c.delivered, expected, per_stream,
-           stats_pct(&c.lat, 50), stats_pct(&c.lat, 90), stats_pct(&c.lat, 99), stats_max(&c.lat));
+           stats_pct(&c.lat, 50), stats_pct(&c.lat, 90), stats_pct(&c.lat, 99), stats_max(&c.lat),
+           stats_pct(&c.spread, 99), cpu_after - cpu_before);
     fflush(stdout);
 
     for (int i = 0; i < c.streams; i++) {
@@ -889,6 +957,8 @@ int main(int argc, char **argv)
     free(c.rbuf);
     stats_free(&c.lat);
     stats_free(&c.lat_ts);
+    stats_free(&c.spread);
+    free(c.recv_us);
     spell_buf_free(&req);
     return c.complete == c.streams && c.delivered == expected ? 0 : 1;
 }

@@ -12,6 +12,28 @@
  * and the hub resumes it when an event or a ping is queued.  Suspended
  * connections do not time out, which is what an idle stream wants.
  *
+ * Write-through.  An HTTP/1.1 stream's socket is handed to the hub
+ * (sse_sub_set_socket), which then sends each event to it directly, as
+ * one HTTP/1.1 chunk, while the connection stays suspended (sse_hub.h,
+ * "Write-through").  What libmicrohttpd 0.9.75 does that makes this safe:
+ *   - a response of MHD_SIZE_UNKNOWN to an HTTP/1.1 request (exactly:
+ *     HTTP/1.1 or 1.2-1.9, without the MHD_RF_HTTP_1_0_* flags, with a
+ *     body) is sent in chunked coding, each callback result as one chunk
+ *     (setup_reply_properties, try_ready_chunked_body); the hub is only
+ *     given streams whose request line says HTTP/1.1 and whose method is
+ *     GET, and every other stream keeps the resume path;
+ *   - the content reader is only called in the CHUNKED_BODY_UNREADY
+ *     state, reached once the write buffer has been sent completely
+ *     (check_write_done), so when the reader suspends no byte of MHD's is
+ *     left unsent for ours to overtake;
+ *   - a suspended connection is out of MHD's epoll set and its timeout
+ *     lists; MHD neither reads, writes, times out nor closes it, and on
+ *     resume it resets the timeout and calls the reader again.
+ * When the stream ends the hub resumes the connection once its own bytes
+ * are out; the reader then returns END_OF_STREAM (MHD writes the last
+ * chunk and keeps or closes the connection as usual) or, for a stream that
+ * failed (client gone or far behind), END_WITH_ERROR (MHD closes it).
+ *
  * Memory per connection.  libmicrohttpd's default pool is 32 KiB per
  * connection; ours is HTTPD_DEFAULT_POOL (3 KiB): it holds the request line
  * and headers and is reused as the send window.  Bodies are not kept in the
@@ -83,6 +105,7 @@ struct request {
     struct httpd *httpd;
     struct MHD_Connection *conn;
     const char *method;             /* MHD's string, valid for the request */
+    const char *version;            /* MHD's string ("HTTP/1.1"), likewise */
     char *path;                     /* copy of the raw path */
     const struct route *route;      /* NULL when none matched */
     /* Path and query parameters live on the heap and are dropped once an
@@ -438,10 +461,30 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         return (ssize_t)n;
     case SSE_READ_IDLE:
         return 0;
+    case SSE_READ_ERROR:
+        if (s->req)
+            s->req->bytes += sse_sub_direct_bytes(s->sub);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     case SSE_READ_END:
         break;
     }
+    if (s->req)
+        s->req->bytes += sse_sub_direct_bytes(s->sub);
     return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* Hands the stream's socket to the hub when MHD will send the body in
+ * chunked coding (see the top of this file). */
+static void stream_write_through(struct stream *s, const struct request *req)
+{
+    const union MHD_ConnectionInfo *ci;
+
+    if (!req->version || strcmp(req->version, MHD_HTTP_VERSION_1_1) != 0 ||
+        strcmp(req->method, MHD_HTTP_METHOD_GET) != 0)
+        return;
+    ci = MHD_get_connection_info(s->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci && ci->connect_fd >= 0)
+        sse_sub_set_socket(s->sub, ci->connect_fd);
 }
 
 static void stream_free(void *cls)
@@ -526,6 +569,7 @@ static enum MHD_Result queue(struct request *req, struct response *resp)
         req->stream = s;
         request_trim(req);
         sse_sub_set_waker(s->sub, stream_resume, s);
+        stream_write_through(s, req);
         if (closing)
             sse_sub_end(s->sub);
     } else {
@@ -734,6 +778,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->httpd = h;
         req->conn = conn;
         req->method = method;
+        req->version = version;
         spell_buf_init(&req->body, 0);
         remote_address(req);
         *con_cls = req;
@@ -1008,7 +1053,10 @@ size_t httpd_open_streams(struct httpd *h)
  *    also resumes its connection: MHD must not be stopped while any is
  *    suspended);
  * 4. wait up to shutdown_grace_ms for in-flight requests to finish;
- * 5. MHD_stop_daemon closes whatever is left (idle keep-alive
+ * 5. streams still open then are cut (sse_sub_cut: a write-through
+ *    stream whose client does not read is still suspended, and MHD must
+ *    not be stopped with a suspended connection);
+ * 6. MHD_stop_daemon closes whatever is left (idle keep-alive
  *    connections, clients that do not read).
  */
 int httpd_stop(struct httpd *h)
@@ -1036,6 +1084,8 @@ int httpd_stop(struct httpd *h)
             break;
         }
     }
+    for (struct stream *s = h->streams; s; s = s->next)
+        sse_sub_cut(s->sub);
     pthread_mutex_unlock(&h->lock);
 
     MHD_stop_daemon(h->daemon);

@@ -35,10 +35,39 @@
  * client reads too slowly is ended after what is queued, and the client
  * resumes from its Last-Event-ID, losing nothing.
  *
- * Locking: the hub mutex guards the channel table and each channel's list;
- * each subscription has its own mutex for its queue.  Order: hub, then
- * subscription; wakers run with the subscription's mutex held and must not
- * call back into the hub.
+ * Write-through.  A stream whose HTTP layer hands the hub its socket
+ * (sse_sub_set_socket: an HTTP/1.1 response in chunked coding) leaves the
+ * queue path once it has sent its backlog and gone idle: its subscription
+ * joins its channel's array of write-through streams, and from then on
+ *
+ *   sse_hub_publish
+ *     -> the event is written once as SSE text and once as one HTTP/1.1
+ *        chunk ("<hex length>\r\n<text>\r\n")
+ *     -> the chunk is sent straight to every write-through socket of the
+ *        channel (send, MSG_DONTWAIT), the array taken in batches by the
+ *        publishing thread and the hub's writer threads; no copy, no lock
+ *        and no wake-up per stream.
+ *
+ * The connection stays suspended in the HTTP layer all along, so nothing
+ * else writes to the socket.  A send that does not take the whole chunk
+ * leaves the rest in the subscription's queue (raw bytes, capped at
+ * max_queue) and later chunks queue behind it; the hub's send thread
+ * flushes them when the socket has room (its own epoll, which also
+ * notices clients that hang up).  A stream whose queue passes the cap,
+ * whose client is gone, or whose queue makes no progress for
+ * SSE_HUB_STALL_MS fails: its reader gets SSE_READ_ERROR and the HTTP
+ * layer closes the connection (the client resumes from its Last-Event-ID).
+ * A stream that ends (terminal event, sse_sub_end, shutdown) is handed
+ * back to its reader once its queue has drained; the reader then reports
+ * SSE_READ_END and the HTTP layer writes the last chunk.  Pings take the
+ * same path.
+ *
+ * Locking: the hub mutex guards the channel table, each channel's list and
+ * write-through array, and every field of a write-through subscription;
+ * each subscription has its own mutex for its queue while it is on the
+ * queue path.  Order: hub, then subscription; wakers run with the
+ * subscription's mutex held (and sometimes the hub's) and must not call
+ * back into the hub.
  */
 #ifndef SPELL_SERVER_SSE_HUB_H
 #define SPELL_SERVER_SSE_HUB_H
@@ -53,6 +82,11 @@
 /* Default cap on bytes queued for one subscription. */
 #define SSE_HUB_DEFAULT_QUEUE ((size_t)64 * 1024)
 #define SSE_HUB_DEFAULT_PING_MS 15000
+/* A write-through stream whose queued bytes make no progress for this long
+ * fails (checked at each ping). */
+#define SSE_HUB_STALL_MS ((int64_t)60000)
+/* Most writer threads. */
+#define SSE_HUB_WRITERS_MAX 16
 
 struct sse_hub;
 struct sse_sub;
@@ -66,12 +100,17 @@ struct sse_hub_config {
     /* Most subscriptions at once (0: unlimited); past it subscribe fails
      * with SPELL_ETOOBIG. */
     size_t max_subs;
+    /* Threads that send one event to a channel's write-through streams,
+     * the publishing thread included; 0 means one per online CPU, at most
+     * 4.  At most SSE_HUB_WRITERS_MAX. */
+    unsigned writers;
 };
 
-/* cfg may be NULL for the defaults.  Starts the ping thread. */
+/* cfg may be NULL for the defaults.  Starts the ping thread, the send
+ * thread and the writer threads. */
 int sse_hub_new(const struct sse_hub_config *cfg, struct sse_hub **out);
 
-/* Stops the ping thread and frees the hub.  Every subscription must have
+/* Stops the hub's threads and frees the hub.  Every subscription must have
  * been released first. */
 void sse_hub_free(struct sse_hub *hub);
 
@@ -124,10 +163,22 @@ void sse_sub_start(struct sse_sub *sub);
  * subscription's lock held. */
 void sse_sub_set_waker(struct sse_sub *sub, void (*wake)(void *ud), void *ud);
 
+/*
+ * Lets the hub write this stream's events straight to the connected socket
+ * fd once the reader has gone idle (see "Write-through" above).  The caller
+ * vouches that every byte the reader returns goes out as one HTTP/1.1
+ * chunk, that nothing else writes to fd while the reader is idle (its
+ * connection is suspended from on_idle until the waker runs), and that fd
+ * stays open until then.  Call before the first sse_sub_read().
+ * SPELL_EINVAL for a negative fd.
+ */
+int sse_sub_set_socket(struct sse_sub *sub, int fd);
+
 enum sse_read_result {
     SSE_READ_DATA = 0,      /* *n bytes were copied */
     SSE_READ_IDLE = 1,      /* nothing queued; on_idle ran; wait for the waker */
     SSE_READ_END = 2,       /* the stream is over */
+    SSE_READ_ERROR = 3,     /* the stream failed: close without the last chunk */
 };
 
 /*
@@ -142,8 +193,19 @@ enum sse_read_result sse_sub_read(struct sse_sub *sub, char *buf, size_t max, si
 /* The highest seq the subscription has accepted. */
 uint64_t sse_sub_last_seq(struct sse_sub *sub);
 
+/* SSE bytes the hub wrote (or queued) straight to the socket, chunk
+ * framing left out: what the reader did not return itself. */
+uint64_t sse_sub_direct_bytes(struct sse_sub *sub);
+
 /* Ends the stream after what is queued (e.g. the server is stopping). */
 void sse_sub_end(struct sse_sub *sub);
+
+/* Ends the stream at once, dropping what is queued: the reader gets
+ * SSE_READ_ERROR (e.g. the server stops and the client does not read). */
+void sse_sub_cut(struct sse_sub *sub);
+
+/* Subscriptions on the write-through path (for tests and metrics). */
+size_t sse_hub_direct_count(struct sse_hub *hub);
 
 /* Removes the subscription from its channel and frees it. */
 void sse_sub_release(struct sse_sub *sub);

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -399,7 +400,7 @@ struct sse_client {
     char types[CLIENT_MAX_EVENTS][24];
     size_t nevents;
     size_t comments;
-    size_t pings;
+    atomic_size_t pings;        /* read by the test while curl runs */
     size_t stop_after;          /* abort the transfer after this many events (0: never) */
     int stopped;
     int bad_data;
@@ -923,9 +924,9 @@ static void test_sse_ping(void)
     pthread_create(&t, NULL, sse_thread, &c);
     CHECK(wait_streams(W.httpd, 1));
     /* The hub pings every 100 ms in this test program; wait for three. */
-    for (int i = 0; i < 1000 && c.pings < 3; i++)
+    for (int i = 0; i < 1000 && atomic_load(&c.pings) < 3; i++)
         usleep(10000);
-    CHECK(c.pings >= 3);
+    CHECK(atomic_load(&c.pings) >= 3);
     store_publish("cst_idle", 1, "cast.canceled", 1);
     pthread_join(t, NULL);
     CHECK_INT(c.cc, CURLE_OK);
@@ -934,15 +935,16 @@ static void test_sse_ping(void)
     spell_sse_parser_free(&c.parser);
 }
 
-#define MANY 120
+#define MANY 300
 
 static void test_sse_many_streams(void)
 {
     static struct sse_client clients[MANY];
     CURL *easy[MANY];
     CURLM *multi = curl_multi_init();
-    int running = 1, published = 0, ok = 1;
+    int running = 1, published = 0, ok = 1, clean = 1;
     size_t before = httpd_open_streams(W.httpd);
+    size_t direct_before = sse_hub_direct_count(W.hub);
 
     for (int i = 0; i < MANY; i++) {
         sse_client_init(&clients[i], "cst_many");
@@ -952,7 +954,10 @@ static void test_sse_many_streams(void)
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)MANY + 10);
     for (int spins = 0; running && spins < 200000; spins++) {
         curl_multi_perform(multi, &running);
-        if (!published && httpd_open_streams(W.httpd) >= before + MANY) {
+        /* Every stream on the write-through path (more than the hub
+         * splits over its two writers), then the events. */
+        if (!published && httpd_open_streams(W.httpd) >= before + MANY &&
+            sse_hub_direct_count(W.hub) >= direct_before + MANY) {
             for (int s = 1; s <= 20; s++)
                 store_publish("cst_many", (uint64_t)s, "cast.progress", s == 20);
             published = 1;
@@ -961,8 +966,16 @@ static void test_sse_many_streams(void)
     }
     CHECK(published);
     CHECK_INT(running, 0);
+    {
+        CURLMsg *m;
+        int left;
+        while ((m = curl_multi_info_read(multi, &left)) != NULL)
+            if (m->msg == CURLMSG_DONE && m->data.result != CURLE_OK)
+                clean = 0;
+    }
+    CHECK(clean);
     for (int i = 0; i < MANY; i++) {
-        if (clients[i].nevents != 20)
+        if (clients[i].nevents != 20 || clients[i].bad_data)
             ok = 0;
         for (size_t k = 0; k < clients[i].nevents && k < 20; k++)
             if (clients[i].ids[k] != k + 1)
@@ -973,6 +986,194 @@ static void test_sse_many_streams(void)
     }
     CHECK(ok);
     curl_multi_cleanup(multi);
+}
+
+/* ---- raw stream clients ---- */
+
+/* Connects, sends a GET of path with the given HTTP version and reads the
+ * response head into head; returns the socket or -1.  rcvbuf > 0 shrinks
+ * the receive buffer first (a client that reads slowly). */
+static int raw_stream(const char *path, const char *version, int rcvbuf, char *head,
+                      size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {0};
+    struct timeval tv = {10, 0};
+    char req[512];
+    size_t got = 0;
+    int len;
+
+    if (fd < 0)
+        return -1;
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(httpd_port(W.httpd));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    len = snprintf(req, sizeof req, "GET %s %s\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n",
+                   path, version);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) != 0 ||
+        send(fd, req, (size_t)len, MSG_NOSIGNAL) != len) {
+        close(fd);
+        return -1;
+    }
+    /* One byte at a time: nothing past the head is consumed. */
+    while (got + 1 < cap) {
+        if (recv(fd, head + got, 1, 0) != 1) {
+            close(fd);
+            return -1;
+        }
+        got++;
+        head[got] = '\0';
+        if (got >= 4 && strcmp(head + got - 4, "\r\n\r\n") == 0)
+            return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+/* Reads until the peer closes (or an error, or the receive timeout). */
+static void raw_read_all(int fd, struct spell_buf *out)
+{
+    char buf[16384];
+    ssize_t n;
+
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+        spell_buf_add(out, buf, (size_t)n);
+}
+
+static int wait_open(struct httpd *h, size_t n)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (httpd_open_streams(h) == n)
+            return 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
+static int wait_direct(struct sse_hub *hub, size_t n)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (sse_hub_direct_count(hub) >= n)
+            return 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
+/* A big event for channel with the shape the SSE client checks. */
+static void publish_big(const char *channel, uint64_t seq, int terminal)
+{
+    static char data[12 * 1024];
+    int n = snprintf(data, sizeof data, "{\"cast_id\":\"%s\",\"seq\":%llu,\"pad\":\"", channel,
+                     (unsigned long long)seq);
+    memset(data + n, 'p', sizeof data - (size_t)n - 3);
+    memcpy(data + sizeof data - 3, "\"}", 3);
+    sse_hub_publish(W.hub, channel, seq, terminal ? "cast.succeeded" : "cast.progress", data,
+                    terminal);
+}
+
+/* A client that stops reading: its bytes queue in the hub up to the cap,
+ * then its stream is cut (no last chunk); the stream next to it gets
+ * every event and a clean end. */
+static void test_sse_slow_client_cut(void)
+{
+    struct sse_client fast;
+    pthread_t t;
+    char head[1024];
+    struct spell_buf body;
+    size_t open0 = httpd_open_streams(W.httpd), direct0 = sse_hub_direct_count(W.hub);
+    uint64_t seq;
+    int fd, ok = 1;
+
+    spell_buf_init(&body, 64 * 1024 * 1024);
+    fd = raw_stream("/v1/casts/cst_slow/events", "HTTP/1.1", 4096, head, sizeof head);
+    CHECK(fd >= 0);
+    CHECK(strstr(head, "HTTP/1.1 200") == head);
+    CHECK(strstr(head, "chunked") != NULL);
+    sse_client_init(&fast, "cst_slow");
+    pthread_create(&t, NULL, sse_thread, &fast);
+    CHECK(wait_streams(W.httpd, open0 + 2));
+    CHECK(wait_direct(W.hub, direct0 + 2));
+    for (seq = 1; seq < 400 && httpd_open_streams(W.httpd) == open0 + 2; seq++) {
+        publish_big("cst_slow", seq, 0);
+        usleep(1000);
+    }
+    /* The slow one is gone (stream released), the fast one still open. */
+    CHECK(seq < 400);
+    CHECK(wait_open(W.httpd, open0 + 1));
+    publish_big("cst_slow", seq, 1);
+    pthread_join(t, NULL);
+    CHECK_INT(fast.cc, CURLE_OK);
+    CHECK_INT(fast.nevents, seq);
+    for (size_t i = 0; i < fast.nevents; i++)
+        if (fast.ids[i] != i + 1)
+            ok = 0;
+    CHECK(ok);
+    CHECK(!fast.bad_data);
+    CHECK_STR(fast.types[fast.nevents ? fast.nevents - 1 : 0], "cast.succeeded");
+    /* What the slow client finally reads ends without the last chunk. */
+    raw_read_all(fd, &body);
+    CHECK(body.len > 0);
+    CHECK(body.len < 5 || memcmp(body.ptr + body.len - 5, "0\r\n\r\n", 5) != 0);
+    close(fd);
+    CHECK(wait_open(W.httpd, open0));
+    spell_sse_parser_free(&fast.parser);
+    spell_buf_free(&body);
+}
+
+/* A client that hangs up while its stream is idle on the write-through
+ * path: the stream is released without any event being sent, and the
+ * open-streams gauge goes back down. */
+static void test_sse_disconnect_while_idle(void)
+{
+    char head[1024];
+    struct reply r;
+    char want[64];
+    size_t open0 = httpd_open_streams(W.httpd), direct0 = sse_hub_direct_count(W.hub);
+    int fd = raw_stream("/v1/casts/cst_gone/events", "HTTP/1.1", 0, head, sizeof head);
+
+    CHECK(fd >= 0);
+    CHECK(wait_streams(W.httpd, open0 + 1));
+    CHECK(wait_direct(W.hub, direct0 + 1));
+    close(fd);
+    CHECK(wait_open(W.httpd, open0));
+    CHECK_INT(sse_hub_direct_count(W.hub), direct0);
+    request("GET", "/metrics", NULL, NULL, 0, 0, &r);
+    snprintf(want, sizeof want, "\nspell_sse_streams_open %zu\n", open0);
+    CHECK(strstr(spell_buf_str(&r.body), want) != NULL);
+    reply_free(&r);
+}
+
+/* An HTTP/1.0 client: no chunked coding, so the stream stays on the
+ * resume path; the body is plain SSE text ended by closing. */
+static void test_sse_http10(void)
+{
+    char head[1024];
+    struct spell_buf body;
+    size_t open0 = httpd_open_streams(W.httpd);
+    int fd;
+
+    spell_buf_init(&body, 1 << 20);
+    store_publish("cst_h10", 1, "cast.queued", 0);
+    fd = raw_stream("/v1/casts/cst_h10/events", "HTTP/1.0", 0, head, sizeof head);
+    CHECK(fd >= 0);
+    CHECK(strstr(head, " 200 ") != NULL);
+    CHECK(strstr(head, "chunked") == NULL);
+    CHECK(wait_streams(W.httpd, open0 + 1));
+    store_publish("cst_h10", 2, "cast.progress", 0);
+    store_publish("cst_h10", 3, "cast.succeeded", 1);
+    raw_read_all(fd, &body);
+    close(fd);
+    CHECK_STR(spell_buf_str(&body),
+              "id: 1\nevent: cast.queued\ndata: {\"cast_id\":\"cst_h10\",\"seq\":1}\n\n"
+              "retry: 1000\n\n"
+              "id: 2\nevent: cast.progress\ndata: {\"cast_id\":\"cst_h10\",\"seq\":2}\n\n"
+              "id: 3\nevent: cast.succeeded\ndata: {\"cast_id\":\"cst_h10\",\"seq\":3,\"final\":true}\n\n");
+    CHECK(wait_open(W.httpd, open0));
+    spell_buf_free(&body);
 }
 
 /* Splits the exposition text into lines and checks each one's form. */
@@ -1087,6 +1288,7 @@ static void test_graceful_shutdown(void)
     pthread_t st[3], slow;
     struct slow_args sa;
     struct reply r;
+    size_t direct0 = sse_hub_direct_count(W.hub);
 
     CHECK_INT(sse_hub_new(NULL, &hub), SPELL_OK);
     h = start_server(hub, NULL, NULL);
@@ -1100,6 +1302,9 @@ static void test_graceful_shutdown(void)
         pthread_create(&st[i], NULL, sse_thread, &clients[i]);
     }
     CHECK(wait_streams(h, 3));
+    /* The streams are suspended, their sockets written by the hub (the
+     * routes' hub). */
+    CHECK(wait_direct(W.hub, direct0 + 3));
     pthread_create(&slow, NULL, slow_thread, &sa);
     for (int i = 0; i < 500 && httpd_in_flight(h) < 4; i++)
         usleep(2000);
@@ -1122,6 +1327,56 @@ static void test_graceful_shutdown(void)
     CHECK_INT(r.cc, CURLE_COULDNT_CONNECT);
     reply_free(&r);
     sse_hub_free(hub);
+    W.httpd = saved;
+    strcpy(W.base, saved_base);
+}
+
+/* Stopping while a write-through stream's client reads nothing: its bytes
+ * stay queued in the hub past the grace period; the stream is cut and the
+ * daemon stops (libmicrohttpd must not be stopped with a suspended
+ * connection). */
+static void test_shutdown_stuck_client(void)
+{
+    struct sse_hub *hub = NULL, *saved_hub = W.hub;
+    struct sse_hub_config hc = {0};
+    struct httpd_config cfg = {0};
+    struct httpd *h = NULL, *saved = W.httpd;
+    char saved_base[64], head[1024];
+    /* The routes with this hub (the shared table stays as the main server
+     * uses it). */
+    static struct route local[sizeof routes / sizeof routes[0]];
+    int fd;
+
+    hc.max_queue = 64 * 1024 * 1024;
+    CHECK_INT(sse_hub_new(&hc, &hub), SPELL_OK);
+    memcpy(local, routes, sizeof routes);
+    for (size_t i = 0; i < nroutes(); i++)
+        if (local[i].ud == saved_hub)
+            local[i].ud = hub;
+    cfg.address = "127.0.0.1";
+    cfg.routes = local;
+    cfg.nroutes = nroutes();
+    cfg.threads = 2;
+    cfg.shutdown_grace_ms = 200;
+    CHECK_INT(httpd_start(&cfg, &h), SPELL_OK);
+    strcpy(saved_base, W.base);
+    snprintf(W.base, sizeof W.base, "http://127.0.0.1:%u", httpd_port(h));
+    W.httpd = h;
+    W.hub = hub;
+    fd = raw_stream("/v1/casts/cst_stuck/events", "HTTP/1.1", 4096, head, sizeof head);
+    CHECK(fd >= 0);
+    CHECK(wait_direct(hub, 1));
+    /* Far more than the socket buffers hold (on loopback they grow to a
+     * few MiB). */
+    for (uint64_t seq = 1; seq <= 1500; seq++)
+        publish_big("cst_stuck", seq, 0);
+    CHECK_INT(sse_hub_direct_count(hub), 1);
+    CHECK_INT(httpd_stop(h), SPELL_ETIMEOUT);
+    CHECK_INT(sse_hub_direct_count(hub), 0);
+    CHECK_INT(sse_hub_count(hub), 0);
+    close(fd);
+    sse_hub_free(hub);
+    W.hub = saved_hub;
     W.httpd = saved;
     strcpy(W.base, saved_base);
 }
@@ -1157,6 +1412,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_init(&W.lock, NULL);
     hc.ping_ms = 100;
+    hc.writers = 2;
     if (sse_hub_new(&hc, &W.hub) != SPELL_OK || metrics_new(&W.metrics) != SPELL_OK)
         return 1;
     W.log = tmpfile();
@@ -1181,8 +1437,12 @@ int main(void)
     RUN(test_sse_resume_exact);
     RUN(test_sse_ping);
     RUN(test_sse_many_streams);
+    RUN(test_sse_slow_client_cut);
+    RUN(test_sse_disconnect_while_idle);
+    RUN(test_sse_http10);
     RUN(test_metrics_exact);
     RUN(test_graceful_shutdown);
+    RUN(test_shutdown_stuck_client);
     RUN(test_start_errors);
 
     httpd_stop(W.httpd);
