@@ -13,9 +13,8 @@
  * FOLLOW_IDLE_S is cut by follow_tick(), which walks the follows on every
  * turn of the loop anyway.  This is deliberately not curl's low-speed
  * check: curl re-arms a one-second timer per transfer for it, which woke
- * the loop every second, idle or not, for a turn that walks every one of
- * the 1,000 transfers (curl_multi_poll, then curl_multi_perform, which
- * polls each transfer's socket once more).
+ * the loop every second, idle or not, for a turn in which curl is handed
+ * every transfer whose one-second timer expired.
  *
  * When a stream ends without a terminal event it is opened again after a
  * short backoff; a connection that delivered events resets the count.

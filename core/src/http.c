@@ -15,21 +15,38 @@
  * In multi mode curl forbids adding or removing handles from inside its
  * callbacks, and a stream may be removed by the caller from inside any of
  * them.  So removal only marks a stream dead (its callbacks then refuse
- * more data) and the handle is released once curl_multi_perform() has
- * returned; streams added while perform runs are attached at its end.
+ * more data) and the handle is released once spell_http_multi_perform()
+ * is done with curl; streams added while perform runs are attached at its
+ * end.
  * A stream may carry any method and a body (xfer_method(), shared with
  * spell_http_send()); the stream keeps its own copy of the body, since
  * curl reads it only as the transfer goes.
+ *
+ * The multi object drives curl through its socket interface, so a loop
+ * turn costs only the streams that have something to do.  curl says which
+ * sockets to watch, and for what, through multi_socket_cb(), which keeps
+ * them in an epoll set the object owns, and when it next wants to be
+ * called through multi_timer_cb(), which keeps that deadline.  The poll
+ * waits on the epoll descriptor (with poll(2) when the caller adds its own
+ * descriptors, which change every call) until the deadline at most, and
+ * records the ready curl sockets, one bounded batch of epoll events.  The
+ * perform hands exactly those sockets to curl_multi_socket_action(),
+ * reads further batches while they come back full, then runs curl's timer
+ * if it is due.  The wakeup is an eventfd in the same epoll set.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/types.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -1020,6 +1037,10 @@ struct spell_http_stream {
     struct spell_http_stream *prev, *next;
 };
 
+/* Most epoll events read at once; a busier set is read in several
+ * batches. */
+#define MULTI_BATCH 256
+
 struct spell_http_multi {
     CURLM *multi;
     /* Every stream not yet released, in the order added; new ones go to
@@ -1030,11 +1051,87 @@ struct spell_http_multi {
     /* Inside spell_http_multi_perform(): curl handles may not be added
      * or removed, so add and remove defer. */
     int in_perform;
-    /* Scratch array for curl_multi_poll(), grown up to
-     * SPELL_HTTP_MULTI_MAX_EXTRA entries. */
-    struct curl_waitfd *waitfds;
-    unsigned waitfds_alloc;
+    /* curl's sockets, each watched for what curl last asked, and the
+     * wakeup eventfd. */
+    int epfd;
+    int wakefd;
+    unsigned n_socks;           /* curl sockets in epfd */
+    /* When curl wants CURL_SOCKET_TIMEOUT, in monotonic ms; -1: never. */
+    int64_t timer_at;
+    /* Ready curl sockets from the last poll, not yet handed to curl;
+     * ready_full says the batch filled up, so more may be waiting. */
+    struct epoll_event ready[MULTI_BATCH];
+    unsigned n_ready;
+    int ready_full;
+    /* Scratch array for poll(2): the epoll descriptor, then the caller's
+     * extra ones; grown up to SPELL_HTTP_MULTI_MAX_EXTRA + 1 entries. */
+    struct pollfd *pfds;
+    unsigned pfds_alloc;
 };
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* curl tells what to watch on socket fd; socketp is non-NULL once fd is
+ * in the epoll set. */
+static int multi_socket_cb(CURL *easy, curl_socket_t fd, int what, void *clientp,
+                           void *socketp)
+{
+    struct spell_http_multi *m = clientp;
+    (void)easy;
+    if (what == CURL_POLL_REMOVE || what == CURL_POLL_NONE) {
+        if (!socketp)
+            return 0;
+        /* Fails only when curl closed fd already, which dropped it from
+         * the set anyway. */
+        epoll_ctl(m->epfd, EPOLL_CTL_DEL, fd, NULL);
+        m->n_socks--;
+        if (what == CURL_POLL_NONE)
+            curl_multi_assign(m->multi, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    ev.data.fd = fd;
+    int op = socketp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(m->epfd, op, fd, &ev) != 0) {
+        /* The set and our mark disagree (a descriptor closed and its
+         * number reused without curl seeing it): go by the set. */
+        if (errno == ENOENT)
+            op = EPOLL_CTL_ADD;
+        else if (errno == EEXIST)
+            op = EPOLL_CTL_MOD;
+        else
+            return -1;
+        if (epoll_ctl(m->epfd, op, fd, &ev) != 0)
+            return -1;
+    }
+    if (!socketp) {
+        curl_multi_assign(m->multi, fd, m);
+        m->n_socks++;
+    }
+    return 0;
+}
+
+static int multi_timer_cb(CURLM *multi, long timeout_ms, void *clientp)
+{
+    struct spell_http_multi *m = clientp;
+    (void)multi;
+    m->timer_at = timeout_ms < 0 ? -1 : monotonic_ms() + timeout_ms;
+    return 0;
+}
+
+static int multi_setopt_rc(CURLMcode mc)
+{
+    if (mc == CURLM_OK)
+        return SPELL_OK;
+    return mc == CURLM_OUT_OF_MEMORY ? SPELL_ENOMEM : SPELL_EIO;
+}
 
 int spell_http_multi_new(struct spell_http_multi **out)
 {
@@ -1050,14 +1147,39 @@ int spell_http_multi_new(struct spell_http_multi **out)
     m = calloc(1, sizeof *m);
     if (!m)
         goto out;
+    m->epfd = -1;
+    m->wakefd = -1;
+    m->timer_at = -1;
     m->multi = curl_multi_init();
     if (!m->multi)
+        goto out;
+    rc = SPELL_EIO;
+    m->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (m->epfd < 0)
+        goto out;
+    m->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (m->wakefd < 0)
+        goto out;
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN;
+    ev.data.fd = m->wakefd;
+    if (epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->wakefd, &ev) != 0)
+        goto out;
+    if ((rc = multi_setopt_rc(curl_multi_setopt(m->multi, CURLMOPT_SOCKETFUNCTION,
+                                                multi_socket_cb))) != SPELL_OK ||
+        (rc = multi_setopt_rc(curl_multi_setopt(m->multi, CURLMOPT_SOCKETDATA, m))) !=
+            SPELL_OK ||
+        (rc = multi_setopt_rc(curl_multi_setopt(m->multi, CURLMOPT_TIMERFUNCTION,
+                                                multi_timer_cb))) != SPELL_OK ||
+        (rc = multi_setopt_rc(curl_multi_setopt(m->multi, CURLMOPT_TIMERDATA, m))) !=
+            SPELL_OK)
         goto out;
     *out = m;
     m = NULL;
     rc = SPELL_OK;
 out:
-    free(m);
+    spell_http_multi_free(m);
     return rc;
 }
 
@@ -1085,8 +1207,15 @@ void spell_http_multi_free(struct spell_http_multi *m)
         return;
     while (m->head)
         stream_release(m, m->head);
-    curl_multi_cleanup(m->multi);
-    free(m->waitfds);
+    /* The cleanup may still tell multi_socket_cb() about cached
+     * connections, so the epoll set outlives it. */
+    if (m->multi)
+        curl_multi_cleanup(m->multi);
+    if (m->epfd >= 0)
+        close(m->epfd);
+    if (m->wakefd >= 0)
+        close(m->wakefd);
+    free(m->pfds);
     free(m);
 }
 
@@ -1239,6 +1368,65 @@ static void stream_finish(struct spell_http_multi *m, struct spell_http_stream *
         s->on_done(s, rc, s->status, s->x.error, s->user);
 }
 
+/* What epoll saw on a curl socket, as curl_multi_socket_action() wants
+ * it.  A hangup or an error is also offered as input, so curl reads the
+ * end of the stream or the socket's own error instead of failing with a
+ * bare "poll error". */
+static int epoll_to_curl(uint32_t ev)
+{
+    int out = 0;
+    if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        out |= CURL_CSELECT_IN;
+    if (ev & EPOLLOUT)
+        out |= CURL_CSELECT_OUT;
+    if (ev & EPOLLERR)
+        out |= CURL_CSELECT_ERR;
+    return out;
+}
+
+/*
+ * Hands curl the sockets the last poll found ready, then the next batches
+ * while they come back full (at most one event per socket in the set, so
+ * a busy socket cannot hold the loop), then its timer when due.  Returns
+ * the first error curl gave.
+ */
+static CURLMcode multi_act(struct spell_http_multi *m, int *still)
+{
+    CURLMcode mc = CURLM_OK, c;
+    unsigned acted = 0;
+    for (;;) {
+        for (unsigned i = 0; i < m->n_ready; i++) {
+            int fd = m->ready[i].data.fd;
+            if (fd == m->wakefd)
+                continue;       /* left for the next poll to drain */
+            c = curl_multi_socket_action(m->multi, fd, epoll_to_curl(m->ready[i].events),
+                                         still);
+            if (c != CURLM_OK && mc == CURLM_OK)
+                mc = c;
+        }
+        acted += m->n_ready;
+        int more = m->ready_full && acted < m->n_socks;
+        m->n_ready = 0;
+        m->ready_full = 0;
+        if (!more)
+            break;
+        unsigned room = m->n_socks - acted + 1;
+        int n = epoll_wait(m->epfd, m->ready, room < MULTI_BATCH ? (int)room : MULTI_BATCH, 0);
+        if (n <= 0)
+            break;
+        m->n_ready = (unsigned)n;
+        m->ready_full = n == MULTI_BATCH;
+    }
+    if (m->timer_at >= 0 && monotonic_ms() >= m->timer_at) {
+        /* Spent: curl sets the next one, if it has any, during the call. */
+        m->timer_at = -1;
+        c = curl_multi_socket_action(m->multi, CURL_SOCKET_TIMEOUT, 0, still);
+        if (c != CURLM_OK && mc == CURLM_OK)
+            mc = c;
+    }
+    return mc;
+}
+
 int spell_http_multi_perform(struct spell_http_multi *m, int *running)
 {
     int rc = SPELL_OK;
@@ -1249,7 +1437,7 @@ int spell_http_multi_perform(struct spell_http_multi *m, int *running)
     if (!m || m->in_perform)
         return SPELL_EINVAL;
     m->in_perform = 1;
-    CURLMcode mc = curl_multi_perform(m->multi, &still);
+    CURLMcode mc = multi_act(m, &still);
     if (mc != CURLM_OK)
         rc = mc == CURLM_OUT_OF_MEMORY ? SPELL_ENOMEM : SPELL_EIO;
     while ((msg = curl_multi_info_read(m->multi, &left)) != NULL) {
@@ -1286,28 +1474,46 @@ int spell_http_multi_perform(struct spell_http_multi *m, int *running)
     return rc;
 }
 
-static short poll_to_curl(short ev)
+static short poll_to_sys(short ev)
 {
     short out = 0;
     if (ev & SPELL_POLLIN)
-        out |= CURL_WAIT_POLLIN;
+        out |= POLLIN;
     if (ev & SPELL_POLLPRI)
-        out |= CURL_WAIT_POLLPRI;
+        out |= POLLPRI;
     if (ev & SPELL_POLLOUT)
-        out |= CURL_WAIT_POLLOUT;
+        out |= POLLOUT;
     return out;
 }
 
-static short poll_from_curl(short ev)
+/* A hangup shows as input and an error as input and output, so the
+ * caller's own read or write meets it. */
+static short poll_from_sys(short ev)
 {
     short out = 0;
-    if (ev & CURL_WAIT_POLLIN)
+    if (ev & (POLLIN | POLLHUP | POLLERR))
         out |= SPELL_POLLIN;
-    if (ev & CURL_WAIT_POLLPRI)
+    if (ev & POLLPRI)
         out |= SPELL_POLLPRI;
-    if (ev & CURL_WAIT_POLLOUT)
+    if (ev & (POLLOUT | POLLERR))
         out |= SPELL_POLLOUT;
     return out;
+}
+
+/* Keeps the first n events epoll_wait() gave, draining the wakeup
+ * eventfd if it is among them. */
+static void multi_take_ready(struct spell_http_multi *m, int n)
+{
+    m->n_ready = (unsigned)n;
+    m->ready_full = n == MULTI_BATCH;
+    for (int i = 0; i < n; i++) {
+        if (m->ready[i].data.fd == m->wakefd) {
+            uint64_t count;
+            /* Fails only with EAGAIN, when it is drained already. */
+            ssize_t r = read(m->wakefd, &count, sizeof count);
+            (void)r;
+        }
+    }
 }
 
 int spell_http_multi_poll(struct spell_http_multi *m, struct spell_pollfd *extra,
@@ -1317,26 +1523,41 @@ int spell_http_multi_poll(struct spell_http_multi *m, struct spell_pollfd *extra
         return SPELL_EINVAL;
     if (n_extra > SPELL_HTTP_MULTI_MAX_EXTRA)
         return SPELL_ETOOBIG;
-    if (n_extra > m->waitfds_alloc) {
-        struct curl_waitfd *w = realloc(m->waitfds, n_extra * sizeof *w);
-        if (!w)
+    if (n_extra && n_extra + 1 > m->pfds_alloc) {
+        struct pollfd *p = realloc(m->pfds, (n_extra + 1) * sizeof *p);
+        if (!p)
             return SPELL_ENOMEM;
-        m->waitfds = w;
-        m->waitfds_alloc = n_extra;
+        m->pfds = p;
+        m->pfds_alloc = n_extra + 1;
     }
-    for (unsigned i = 0; i < n_extra; i++) {
-        m->waitfds[i].fd = extra[i].fd;
-        m->waitfds[i].events = poll_to_curl(extra[i].events);
-        m->waitfds[i].revents = 0;
-        extra[i].revents = 0;
+    int wait_ms = timeout_ms;
+    if (m->timer_at >= 0) {
+        int64_t left = m->timer_at - monotonic_ms();
+        if (left < wait_ms)
+            wait_ms = left > 0 ? (int)left : 0;
     }
-    int numfds = 0;
-    CURLMcode mc = curl_multi_poll(m->multi, n_extra ? m->waitfds : NULL, n_extra, timeout_ms,
-                                   &numfds);
-    if (mc != CURLM_OK)
-        return mc == CURLM_OUT_OF_MEMORY ? SPELL_ENOMEM : SPELL_EIO;
-    for (unsigned i = 0; i < n_extra; i++)
-        extra[i].revents = poll_from_curl(m->waitfds[i].revents);
+    m->n_ready = 0;
+    m->ready_full = 0;
+    int n;
+    if (n_extra == 0) {
+        n = epoll_wait(m->epfd, m->ready, MULTI_BATCH, wait_ms);
+    } else {
+        m->pfds[0] = (struct pollfd){m->epfd, POLLIN, 0};
+        for (unsigned i = 0; i < n_extra; i++) {
+            m->pfds[i + 1] = (struct pollfd){extra[i].fd, poll_to_sys(extra[i].events), 0};
+            extra[i].revents = 0;
+        }
+        n = poll(m->pfds, n_extra + 1, wait_ms);
+        if (n > 0) {
+            for (unsigned i = 0; i < n_extra; i++)
+                extra[i].revents = poll_from_sys(m->pfds[i + 1].revents);
+            n = (m->pfds[0].revents & POLLIN) ? epoll_wait(m->epfd, m->ready, MULTI_BATCH, 0)
+                                              : 0;
+        }
+    }
+    if (n < 0)
+        return errno == EINTR ? SPELL_OK : SPELL_EIO;   /* a signal is not a failure */
+    multi_take_ready(m, n);
     return SPELL_OK;
 }
 
@@ -1344,7 +1565,11 @@ int spell_http_multi_wakeup(struct spell_http_multi *m)
 {
     if (!m)
         return SPELL_EINVAL;
-    return curl_multi_wakeup(m->multi) == CURLM_OK ? SPELL_OK : SPELL_EIO;
+    uint64_t one = 1;
+    /* EAGAIN: the counter is full, so the poll wakes anyway. */
+    if (write(m->wakefd, &one, sizeof one) != (ssize_t)sizeof one && errno != EAGAIN)
+        return SPELL_EIO;
+    return SPELL_OK;
 }
 
 unsigned spell_http_multi_count(const struct spell_http_multi *m)

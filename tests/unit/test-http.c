@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1153,6 +1154,7 @@ struct sink {
     int done_status;
     int abort_on_data;
     int remove_self_on_data;
+    int remove_self_on_headers;
     struct spell_http_multi *m;
     struct spell_http_stream *remove_on_headers;    /* another stream */
     struct spell_http_stream_config *add_on_done;   /* started from on_done */
@@ -1173,6 +1175,8 @@ static int sink_headers(struct spell_http_stream *s, int status, void *user)
         spell_http_multi_remove(k->m, k->remove_on_headers);
         k->remove_on_headers = NULL;
     }
+    if (k->remove_self_on_headers)
+        CHECK_INT(spell_http_multi_remove(k->m, s), SPELL_OK);
     return 0;
 }
 
@@ -1852,6 +1856,386 @@ static void test_stream_bad_method_body(void)
     srv_stop(srv);
 }
 
+/* ---- many streams, and the loop's corners ---- */
+
+#define MASS_STREAMS 500
+
+/* A one-thread server for MASS_STREAMS streams: it reads every request
+ * ("GET /s/<n>") and answers none until all are in, so every stream is
+ * open at once; then each gets "data: <n>" and the connection closes. */
+struct mass_server {
+    int lfd;
+    int port;
+    atomic_int stop;
+    pthread_t thread;
+    int answered;               /* read after the join */
+};
+
+struct mass_conn {
+    int fd;
+    char req[1024];
+    size_t len;
+    int id;                     /* -1 until the request is in */
+};
+
+static void *mass_run(void *arg)
+{
+    struct mass_server *ms = arg;
+    struct pollfd *p = calloc(MASS_STREAMS + 1, sizeof *p);
+    struct mass_conn *c = calloc(MASS_STREAMS, sizeof *c);
+    int n = 0, in = 0;
+    while (p && c && !atomic_load(&ms->stop) && in < MASS_STREAMS) {
+        p[0] = (struct pollfd){ms->lfd, n < MASS_STREAMS ? POLLIN : 0, 0};
+        for (int i = 0; i < n; i++)
+            p[i + 1] = (struct pollfd){c[i].fd, c[i].id < 0 ? POLLIN : 0, 0};
+        if (poll(p, (nfds_t)n + 1, 20) <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (!(p[i + 1].revents & (POLLIN | POLLHUP | POLLERR)) || c[i].id >= 0)
+                continue;
+            ssize_t r = recv(c[i].fd, c[i].req + c[i].len, sizeof c[i].req - 1 - c[i].len, 0);
+            if (r <= 0) {
+                atomic_store(&ms->stop, 1);     /* a client gave up: the test fails */
+                break;
+            }
+            c[i].len += (size_t)r;
+            c[i].req[c[i].len] = '\0';
+            if (strstr(c[i].req, "\r\n\r\n") && sscanf(c[i].req, "GET /s/%d ", &c[i].id) == 1)
+                in++;
+        }
+        if ((p[0].revents & POLLIN) && n < MASS_STREAMS) {
+            int fd = accept(ms->lfd, NULL, NULL);
+            if (fd >= 0)
+                c[n++] = (struct mass_conn){.fd = fd, .id = -1};
+        }
+    }
+    for (int i = 0; c && i < n; i++) {
+        if (in == MASS_STREAMS) {
+            char out[256];
+            int len = snprintf(out, sizeof out,
+                               "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Connection: close\r\n\r\ndata: %d\n\n", c[i].id);
+            if (send_all(c[i].fd, out, (size_t)len) == 0)
+                ms->answered++;
+        }
+        close(c[i].fd);
+    }
+    free(p);
+    free(c);
+    return NULL;
+}
+
+/* The descriptors the test needs: a client and a server end per stream. */
+static int raise_fd_limit(rlim_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (rl.rlim_cur >= want)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+        return -1;
+    rl.rlim_cur = want;
+    return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+static void test_stream_many_concurrent(void)
+{
+    if (raise_fd_limit(2 * MASS_STREAMS + 256) != 0) {
+        printf("ok - # SKIP the open-file limit is below %d\n", 2 * MASS_STREAMS + 256);
+        return;
+    }
+    struct mass_server ms = {.lfd = socket(AF_INET, SOCK_STREAM, 0)};
+    struct sockaddr_in sa = {0};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    if (ms.lfd < 0 || bind(ms.lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(ms.lfd, MASS_STREAMS) != 0 ||
+        getsockname(ms.lfd, (struct sockaddr *)&sa, &sl) != 0)
+        abort();
+    ms.port = ntohs(sa.sin_port);
+    CHECK_INT(pthread_create(&ms.thread, NULL, mass_run, &ms), 0);
+
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink *k = calloc(MASS_STREAMS, sizeof *k);
+    CHECK(k != NULL);
+    static char urls[MASS_STREAMS][64];
+    for (int i = 0; k && i < MASS_STREAMS; i++) {
+        struct spell_http_stream_config c;
+        snprintf(urls[i], sizeof urls[i], "http://127.0.0.1:%d/s/%d", ms.port, i);
+        stream_cfg(&c, urls[i], &k[i], m);
+        CHECK_INT(spell_http_multi_add(m, &c, NULL), SPELL_OK);
+    }
+    CHECK_INT(spell_http_multi_count(m), MASS_STREAMS);
+    long end = now_ms() + 60000;
+    int running = 1;
+    while (running > 0 && now_ms() < end) {
+        CHECK_INT(spell_http_multi_poll(m, NULL, 0, 1000), SPELL_OK);
+        CHECK_INT(spell_http_multi_perform(m, &running), SPELL_OK);
+    }
+    CHECK_INT(running, 0);
+    atomic_store(&ms.stop, 1);
+    pthread_join(ms.thread, NULL);
+    close(ms.lfd);
+    CHECK_INT(ms.answered, MASS_STREAMS);
+    int good = 0;
+    for (int i = 0; k && i < MASS_STREAMS; i++) {
+        char want[32];
+        int len = snprintf(want, sizeof want, "data: %d\n\n", i);
+        if (k[i].done_calls == 1 && k[i].done_rc == SPELL_OK && k[i].done_status == 200 &&
+            k[i].headers_calls == 1 && k[i].len == (size_t)len &&
+            memcmp(k[i].data, want, (size_t)len) == 0)
+            good++;
+    }
+    CHECK_INT(good, MASS_STREAMS);
+    spell_http_multi_free(m);
+    free(k);
+}
+
+/* A stream removed from inside its own callbacks gets no callback after,
+ * and its socket leaves the loop: the streams after it, whose sockets
+ * may reuse its descriptor numbers, run as usual. */
+static void test_stream_remove_self(void)
+{
+    struct server *srv = srv_start();
+    char u1[128], u2[128], u3[128];
+    url_of(u1, sizeof u1, srv, "/data");
+    url_of(u2, sizeof u2, srv, "/head");
+    url_of(u3, sizeof u3, srv, "/after");
+    struct canned *d = srv_push(srv, "/data", 1);
+    seg_add(d, sse_head, strlen(sse_head), 0);
+    SEGL(d, "data: d1\n\n", 0);
+    SEGL(d, "data: d2\n\n", 100);
+    SEGL(d, "data: d3\n\n", 100);
+    struct canned *h = srv_push(srv, "/head", 1);
+    seg_add(h, sse_head, strlen(sse_head), 0);
+    SEGL(h, "data: h1\n\n", 100);
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink k1 = {0}, k2 = {0};
+    struct spell_http_stream_config c1, c2;
+    stream_cfg(&c1, u1, &k1, m);
+    stream_cfg(&c2, u2, &k2, m);
+    k1.remove_self_on_data = 1;
+    k2.remove_self_on_headers = 1;
+    CHECK_INT(spell_http_multi_add(m, &c1, NULL), SPELL_OK);
+    CHECK_INT(spell_http_multi_add(m, &c2, NULL), SPELL_OK);
+    run_loop(m);
+    CHECK_INT(k1.headers_calls, 1);
+    CHECK_INT(k1.data_calls, 1);
+    CHECK_MEM(k1.data, k1.len, "data: d1\n\n", 10);
+    CHECK_INT(k1.done_calls, 0);
+    CHECK_INT(k2.headers_calls, 1);
+    CHECK_INT(k2.data_calls, 0);
+    CHECK_INT(k2.done_calls, 0);
+
+    /* Three more rounds on the same object. */
+    for (int round = 0; round < 3; round++) {
+        SEGL(srv_push(srv, "/after", 1),
+             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nafter", 0);
+        struct sink k3 = {0};
+        struct spell_http_stream_config c3;
+        stream_cfg(&c3, u3, &k3, m);
+        CHECK_INT(spell_http_multi_add(m, &c3, NULL), SPELL_OK);
+        run_loop(m);
+        CHECK_INT(k3.done_calls, 1);
+        CHECK_INT(k3.done_rc, SPELL_OK);
+        CHECK_MEM(k3.data, k3.len, "after", 5);
+    }
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
+/* The caller's descriptor stays ready on every turn while a stream's data
+ * comes in: each poll reports it, and the stream still moves on, so curl's
+ * sockets are read in the same turns. */
+static void test_poll_extras_with_streams(void)
+{
+    struct server *srv = srv_start();
+    char url[128];
+    url_of(url, sizeof url, srv, "/x");
+    struct canned *c = srv_push(srv, "/x", 1);
+    /* The pauses outlast curl's happy-eyeballs timer and the connect
+     * timeout is long, so only the socket's readiness can move the stream
+     * on. */
+    seg_add(c, sse_head, strlen(sse_head), 0);
+    SEGL(c, "data: x1\n\n", 400);
+    SEGL(c, "data: x2\n\n", 400);
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    int fds[2];
+    CHECK_INT(pipe(fds), 0);
+    CHECK_INT(write(fds[1], "x", 1), 1);
+    struct sink k = {0};
+    struct spell_http_stream_config cfg;
+    stream_cfg(&cfg, url, &k, m);
+    cfg.connect_timeout_ms = 60000;
+    CHECK_INT(spell_http_multi_add(m, &cfg, NULL), SPELL_OK);
+    long end = now_ms() + 10000;
+    int running = 1, polls = 0, missed = 0;
+    while (running > 0 && now_ms() < end) {
+        struct spell_pollfd extra[2] = {{fds[0], SPELL_POLLIN, 0}, {-1, SPELL_POLLIN, 0}};
+        CHECK_INT(spell_http_multi_poll(m, extra, 2, 10000), SPELL_OK);
+        polls++;
+        if (extra[0].revents != SPELL_POLLIN || extra[1].revents != 0)
+            missed++;
+        CHECK_INT(spell_http_multi_perform(m, &running), SPELL_OK);
+    }
+    CHECK_INT(running, 0);
+    CHECK(polls > 0);
+    CHECK_INT(missed, 0);
+    CHECK_INT(k.done_rc, SPELL_OK);
+    CHECK_MEM(k.data, k.len, "data: x1\n\ndata: x2\n\n", 20);
+
+    /* A pipe whose writer is gone shows as readable, so the caller's read
+     * meets the end; one whose reader is gone as readable and writable,
+     * so the caller's write meets the error. */
+    char b;
+    CHECK_INT(read(fds[0], &b, 1), 1);
+    close(fds[1]);
+    int gone[2];
+    CHECK_INT(pipe(gone), 0);
+    close(gone[0]);
+    struct spell_pollfd hup[2] = {{fds[0], SPELL_POLLIN, 0}, {gone[1], SPELL_POLLOUT, 0}};
+    CHECK_INT(spell_http_multi_poll(m, hup, 2, 10000), SPELL_OK);
+    CHECK_INT(hup[0].revents, SPELL_POLLIN);
+    CHECK_INT(hup[1].revents, SPELL_POLLIN | SPELL_POLLOUT);
+    CHECK_INT(read(fds[0], &b, 1), 0);
+    close(fds[0]);
+    close(gone[1]);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
+struct waker {
+    struct spell_http_multi *m;
+    int times;
+    atomic_int done;
+};
+
+static void *wake_many(void *arg)
+{
+    struct waker *w = arg;
+    for (int i = 0; i < w->times; i++)
+        if (spell_http_multi_wakeup(w->m) != SPELL_OK)
+            abort();
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* Wakeups from other threads end a long wait while a stream is open and
+ * idle, and leave the stream alone. */
+static void test_wakeup_with_open_stream(void)
+{
+    struct server *srv = srv_start();
+    char url[128];
+    url_of(url, sizeof url, srv, "/idle");
+    struct canned *c = srv_push(srv, "/idle", 1);
+    seg_add(c, sse_head, strlen(sse_head), 0);
+    SEGL(c, "data: late\n\n", 60000);
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink k = {0};
+    struct spell_http_stream_config cfg;
+    stream_cfg(&cfg, url, &k, m);
+    cfg.connect_timeout_ms = 200;
+    struct spell_http_stream *s = NULL;
+    CHECK_INT(spell_http_multi_add(m, &cfg, &s), SPELL_OK);
+    long end = now_ms() + 10000;
+    while (k.headers_calls == 0 && now_ms() < end) {
+        CHECK_INT(spell_http_multi_poll(m, NULL, 0, 200), SPELL_OK);
+        CHECK_INT(spell_http_multi_perform(m, NULL), SPELL_OK);
+    }
+    CHECK_INT(k.headers_calls, 1);
+
+    /* Idle, the loop sleeps in its poll, before and after curl's connect
+     * timer (200 ms) is spent: no spinning on a timer that has fired. */
+    long t0 = now_ms();
+    int turns = 0;
+    while (now_ms() - t0 < 600) {
+        CHECK_INT(spell_http_multi_poll(m, NULL, 0, 100), SPELL_OK);
+        CHECK_INT(spell_http_multi_perform(m, NULL), SPELL_OK);
+        turns++;
+    }
+    CHECK(turns <= 20);
+
+    /* One thread, then four at once, each ending one long wait. */
+    for (int nthreads = 1; nthreads <= 4; nthreads += 3) {
+        struct waker w[4];
+        pthread_t t[4];
+        for (int i = 0; i < nthreads; i++) {
+            w[i] = (struct waker){.m = m, .times = 100};
+            CHECK_INT(pthread_create(&t[i], NULL, wake_many, &w[i]), 0);
+        }
+        t0 = now_ms();
+        int running = -1;
+        CHECK_INT(spell_http_multi_poll(m, NULL, 0, 60000), SPELL_OK);
+        CHECK(now_ms() - t0 < 30000);
+        CHECK_INT(spell_http_multi_perform(m, &running), SPELL_OK);
+        CHECK_INT(running, 1);
+        for (int i = 0; i < nthreads; i++)
+            pthread_join(t[i], NULL);
+        /* Wakeups sent before the poll make it return at once too. */
+        CHECK_INT(spell_http_multi_wakeup(m), SPELL_OK);
+        t0 = now_ms();
+        CHECK_INT(spell_http_multi_poll(m, NULL, 0, 60000), SPELL_OK);
+        CHECK(now_ms() - t0 < 30000);
+    }
+    CHECK_INT(k.data_calls, 0);
+    CHECK_INT(k.done_calls, 0);
+    CHECK_INT(spell_http_multi_count(m), 1);
+    CHECK_INT(spell_http_multi_remove(m, s), SPELL_OK);
+    CHECK_INT(spell_http_multi_count(m), 0);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
+/* With nothing on the wire, only curl's timer can end a stream: the poll
+ * must wake for it long before the caller's own timeout. */
+static void test_stream_timeout_without_activity(void)
+{
+    struct server *srv = srv_start();
+    char u1[128], u2[128];
+    url_of(u1, sizeof u1, srv, "/silent");
+    url_of(u2, sizeof u2, srv, "/stalled");
+    SEGL(srv_push(srv, "/silent", 1), "HTTP/1.1 200 OK\r\n\r\n", 60000);
+    struct canned *c = srv_push(srv, "/stalled", 1);
+    seg_add(c, sse_head, strlen(sse_head), 0);
+    SEGL(c, "data: late\n\n", 60000);
+    struct spell_http_multi *m = NULL;
+    CHECK_INT(spell_http_multi_new(&m), SPELL_OK);
+    struct sink k1 = {0}, k2 = {0};
+    struct spell_http_stream_config c1, c2;
+    stream_cfg(&c1, u1, &k1, m);
+    stream_cfg(&c2, u2, &k2, m);
+    c1.timeout_ms = 200;
+    c2.low_speed_bytes = 1000;
+    c2.low_speed_secs = 1;
+    CHECK_INT(spell_http_multi_add(m, &c1, NULL), SPELL_OK);
+    CHECK_INT(spell_http_multi_add(m, &c2, NULL), SPELL_OK);
+    long t0 = now_ms();
+    int running = 1, turns = 0;
+    CHECK_INT(spell_http_multi_perform(m, &running), SPELL_OK);
+    while (running > 0 && turns < 1000) {
+        CHECK_INT(spell_http_multi_poll(m, NULL, 0, 60000), SPELL_OK);
+        CHECK_INT(spell_http_multi_perform(m, &running), SPELL_OK);
+        turns++;
+    }
+    CHECK_INT(running, 0);
+    CHECK(now_ms() - t0 < 30000);
+    CHECK_INT(k1.headers_calls, 0);
+    CHECK_INT(k1.done_calls, 1);
+    CHECK_INT(k1.done_rc, SPELL_ETIMEOUT);
+    CHECK_INT(k2.headers_calls, 1);
+    CHECK_INT(k2.data_calls, 0);
+    CHECK_INT(k2.done_calls, 1);
+    CHECK_INT(k2.done_rc, SPELL_ETIMEOUT);
+    spell_http_multi_free(m);
+    srv_stop(srv);
+}
+
 int main(void)
 {
     /* The tests talk to 127.0.0.1 directly, whatever the environment says. */
@@ -1899,6 +2283,11 @@ int main(void)
     RUN(test_stream_202_read_fully);
     RUN(test_stream_post_abort_mid_body);
     RUN(test_stream_bad_method_body);
+    RUN(test_stream_many_concurrent);
+    RUN(test_stream_remove_self);
+    RUN(test_poll_extras_with_streams);
+    RUN(test_wakeup_with_open_stream);
+    RUN(test_stream_timeout_without_activity);
     spell_http_global_cleanup();
     return tap_done();
 }

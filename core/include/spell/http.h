@@ -22,7 +22,10 @@
  *    arrive (on_data), then its end (on_done).  The loop waits with
  *    spell_http_multi_poll(), which also watches the caller's own file
  *    descriptors, then calls spell_http_multi_perform(), which moves the
- *    transfers on and fires the callbacks.
+ *    transfers on and fires the callbacks.  The object keeps curl's
+ *    sockets in an epoll set of its own and hands curl only the ones that
+ *    are ready (and its timer when due), so a loop turn costs the streams
+ *    that have something to do, not every stream followed.
  *
  * Every request carries "User-Agent: spell/<version>".  Redirects are
  * never followed (the API answers 202 with Location) and only http and
@@ -253,8 +256,12 @@ int spell_http_multi_remove(struct spell_http_multi *m, struct spell_http_stream
 
 /*
  * Waits up to timeout_ms (>= 0) for curl's sockets, the extra
- * descriptors, or a wakeup, and fills each extra[i].revents.  Returns
- * early when curl has work to do; call spell_http_multi_perform() next.
+ * descriptors, or a wakeup, and fills each extra[i].revents (a hangup
+ * shows as SPELL_POLLIN, an error as SPELL_POLLIN | SPELL_POLLOUT).
+ * Returns early when curl has work to do or a timer of its is due
+ * (a stream's timeout, say); call spell_http_multi_perform() next, which
+ * acts on what this poll found ready.  A signal ending the wait early is
+ * not an error.
  */
 int spell_http_multi_poll(struct spell_http_multi *m, struct spell_pollfd *extra,
                           unsigned n_extra, int timeout_ms);
