@@ -14,9 +14,11 @@
  * One mutex guards both tables and is never held across a store call or a
  * delivery; `freed` is broadcast whenever a cast lock is let go.
  *
- * The seq table is a flat array searched linearly: BUS_TRACK_MAX entries
- * of a few dozen bytes each, touched once per event, which is cheaper than
- * the store read that precedes every publish.
+ * The seq table is BUS_TRACK_MAX entries in a fixed array, found through
+ * a hash of the cast id (chained buckets, twice as many as entries) and
+ * kept on a list from least to most recently published, so a lookup, an
+ * update and the eviction of the oldest entry each cost a few steps
+ * whatever the number of open casts.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -34,11 +36,16 @@
  * executor's workers and the HTTP threads). */
 #define BUS_BUSY_MAX 1024
 
+/* Hash buckets of the seq table: a power of two, twice BUS_TRACK_MAX. */
+#define BUS_TRACK_BUCKETS (2 * BUS_TRACK_MAX)
+/* No entry (the indexes below are of b->track). */
+#define NIL (-1)
+
 struct bus_track {
     char cast_id[BUS_CAST_ID_SIZE];
     int64_t seq;
-    /* A use counter stamp: the smallest is evicted when the table is full. */
-    uint64_t used;
+    int32_t chain;              /* next entry of the bucket, or of the free list */
+    int32_t older, newer;       /* the recency list */
 };
 
 struct bus {
@@ -52,8 +59,9 @@ struct bus {
     size_t nbusy;
     bool all;                   /* bus_lock holds every cast */
     struct bus_track *track;    /* BUS_TRACK_MAX slots */
-    size_t ntrack;
-    uint64_t tick;
+    int32_t *bucket;            /* BUS_TRACK_BUCKETS chain heads */
+    int32_t free_head;          /* unused slots, linked by chain */
+    int32_t oldest, newest;     /* ends of the recency list */
 };
 
 int bus_create(const struct bus_ops *ops, void *impl, struct bus **out)
@@ -69,8 +77,15 @@ int bus_create(const struct bus_ops *ops, void *impl, struct bus **out)
     if (!(b = calloc(1, sizeof *b)))
         goto out;
     if (!(b->track = calloc(BUS_TRACK_MAX, sizeof *b->track)) ||
+        !(b->bucket = calloc(BUS_TRACK_BUCKETS, sizeof *b->bucket)) ||
         !(b->busy = calloc(BUS_BUSY_MAX, sizeof *b->busy)))
         goto out;
+    for (int32_t i = 0; i < BUS_TRACK_BUCKETS; i++)
+        b->bucket[i] = NIL;
+    for (int32_t i = 0; i < BUS_TRACK_MAX; i++)
+        b->track[i].chain = i + 1 < BUS_TRACK_MAX ? i + 1 : NIL;
+    b->free_head = 0;
+    b->oldest = b->newest = NIL;
     if (pthread_mutex_init(&b->mu, NULL) != 0) {
         rc = SPELL_EIO;
         goto out;
@@ -89,6 +104,7 @@ int bus_create(const struct bus_ops *ops, void *impl, struct bus **out)
 out:
     if (b) {
         free(b->busy);
+        free(b->bucket);
         free(b->track);
         free(b);
     }
@@ -106,6 +122,7 @@ void bus_free(struct bus *b)
     pthread_cond_destroy(&b->freed);
     pthread_mutex_destroy(&b->mu);
     free(b->busy);
+    free(b->bucket);
     free(b->track);
     free(b);
 }
@@ -174,23 +191,75 @@ void bus_unlock(struct bus *b)
 
 /* ---- Published seqs ---------------------------------------------------- */
 
-/* With mu held. */
-static struct bus_track *track_find(struct bus *b, const char *cast_id)
+/* FNV-1a of the cast id, reduced to a bucket. */
+static size_t track_hash(const char *cast_id)
 {
-    for (size_t i = 0; i < b->ntrack; i++)
+    uint64_t h = 14695981039346656037ULL;
+
+    for (const unsigned char *p = (const unsigned char *)cast_id; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h ^ (h >> 32)) & (BUS_TRACK_BUCKETS - 1);
+}
+
+/* With mu held: the entry of cast_id, or NIL. */
+static int32_t track_find(struct bus *b, const char *cast_id)
+{
+    int32_t i;
+
+    for (i = b->bucket[track_hash(cast_id)]; i != NIL; i = b->track[i].chain)
         if (strcmp(b->track[i].cast_id, cast_id) == 0)
-            return &b->track[i];
-    return NULL;
+            break;
+    return i;
+}
+
+/* With mu held: takes entry i out of the recency list. */
+static void track_unlist(struct bus *b, int32_t i)
+{
+    struct bus_track *t = &b->track[i];
+
+    if (t->older != NIL)
+        b->track[t->older].newer = t->newer;
+    else
+        b->oldest = t->newer;
+    if (t->newer != NIL)
+        b->track[t->newer].older = t->older;
+    else
+        b->newest = t->older;
+}
+
+/* With mu held: puts entry i at the recent end of the list. */
+static void track_list(struct bus *b, int32_t i)
+{
+    b->track[i].older = b->newest;
+    b->track[i].newer = NIL;
+    if (b->newest != NIL)
+        b->track[b->newest].newer = i;
+    else
+        b->oldest = i;
+    b->newest = i;
+}
+
+/* With mu held: forgets entry i and frees its slot. */
+static void track_drop(struct bus *b, int32_t i)
+{
+    int32_t *p = &b->bucket[track_hash(b->track[i].cast_id)];
+
+    while (*p != i)
+        p = &b->track[*p].chain;
+    *p = b->track[i].chain;
+    track_unlist(b, i);
+    b->track[i].chain = b->free_head;
+    b->free_head = i;
 }
 
 int64_t bus_seq_get(struct bus *b, const char *cast_id)
 {
-    struct bus_track *t;
+    int32_t i;
     int64_t seq;
 
     pthread_mutex_lock(&b->mu);
-    t = track_find(b, cast_id);
-    seq = t ? t->seq : 0;
+    i = track_find(b, cast_id);
+    seq = i != NIL ? b->track[i].seq : 0;
     pthread_mutex_unlock(&b->mu);
     return seq;
 }
@@ -198,32 +267,34 @@ int64_t bus_seq_get(struct bus *b, const char *cast_id)
 void bus_seq_put(struct bus *b, const char *cast_id, int64_t seq, int finished)
 {
     struct bus_track *t;
-    size_t victim = 0;
+    size_t h;
+    int32_t i;
 
     pthread_mutex_lock(&b->mu);
-    t = track_find(b, cast_id);
+    i = track_find(b, cast_id);
     if (finished || strlen(cast_id) >= BUS_CAST_ID_SIZE) {
-        if (t) {
-            *t = b->track[b->ntrack - 1];
-            b->ntrack--;
-        }
+        if (i != NIL)
+            track_drop(b, i);
         goto out;
     }
-    if (!t) {
-        if (b->ntrack < BUS_TRACK_MAX) {
-            t = &b->track[b->ntrack++];
-        } else {
-            for (size_t i = 1; i < b->ntrack; i++)
-                if (b->track[i].used < b->track[victim].used)
-                    victim = i;
-            t = &b->track[victim];
-        }
+    if (i == NIL) {
+        /* Full: the least recently published entry makes room. */
+        if (b->free_head == NIL)
+            track_drop(b, b->oldest);
+        i = b->free_head;
+        t = &b->track[i];
+        b->free_head = t->chain;
         memset(t, 0, sizeof *t);
         strcpy(t->cast_id, cast_id);
+        h = track_hash(cast_id);
+        t->chain = b->bucket[h];
+        b->bucket[h] = i;
+    } else {
+        track_unlist(b, i);
     }
-    if (seq > t->seq)
-        t->seq = seq;
-    t->used = ++b->tick;
+    track_list(b, i);
+    if (seq > b->track[i].seq)
+        b->track[i].seq = seq;
 out:
     pthread_mutex_unlock(&b->mu);
 }

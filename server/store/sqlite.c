@@ -4,9 +4,10 @@
  * Connections.  A small pool of connections to one database file in WAL
  * mode, each used by one thread at a time: a caller takes a free
  * connection (waiting when all are out), runs its statements and hands it
- * back.  Readers run side by side; writers are serialised twice: by a
- * mutex inside the process, so threads queue on a condition instead of
- * spinning in SQLite's busy handler, and by BEGIN IMMEDIATE, which takes
+ * back.  Readers run side by side.  Writers are serialised twice: by the
+ * group commit's queue inside the process (below), so threads wait on a
+ * condition instead of spinning in SQLite's busy handler, and write on a
+ * connection of their own, outside the pool; and by BEGIN IMMEDIATE, which takes
  * the database's write lock up front and so also orders us against other
  * processes (the command line's `ledger verify`, a second server).  Every
  * connection has foreign keys on, a busy timeout and synchronous=FULL: a
@@ -52,17 +53,19 @@
  *    release the estimate given back; a settle closes its reservation, so
  *    no separate release follows it.
  *
- *  - Group commit.  Reservations that arrive together share one write
- *    transaction and one COMMIT (one fsync): each runs in its own
- *    savepoint, in arrival order, so it sees the budget the earlier ones
- *    left and a failure takes back only its own writes; every caller
- *    returns after the COMMIT, and a failed COMMIT fails them all (see
- *    sq_cast_reserve).  The other writes take the write lock one
- *    transaction each.
+ *  - Group commit.  Every write (reservations, the cast transitions,
+ *    events, ledger entries, idempotency records, any other) joins a
+ *    group commit: writes that arrive together share one transaction and
+ *    one COMMIT (one fsync), each in its own savepoint, in arrival order,
+ *    so it sees what the earlier ones left and a failure takes back only
+ *    its own writes; every caller returns after the COMMIT, and a failed
+ *    COMMIT fails them all (see write_begin).  Waiting writers hold no
+ *    connection: the batches write on a connection of their own, so
+ *    readers never wait behind the write queue for the pool.
  *
- * Callbacks: respond() of store_cast_reserve() runs while the write lock
- * is held, on the thread that leads the batch (not necessarily the
- * caller's), and must not call back into the store.  The walks (key, spell,
+ * Callbacks: respond() of store_cast_reserve() runs on the caller's
+ * thread during its turn in a group commit, so the store's writes wait
+ * for it; it must not call back into the store.  The walks (key, spell,
  * cast, event and ledger lists) call fn while holding one pooled
  * connection; a nested call takes another, so fn should stay short.
  */
@@ -86,8 +89,8 @@
  * connection to it would be a database of its own. */
 #define POOL_SIZE 8
 
-/* Reservations one group commit carries at most (see sq_cast_reserve). */
-#define RESERVE_BATCH_MAX 64
+/* Writes one group commit carries at most (see write_begin). */
+#define WRITE_BATCH_MAX 64
 
 /* How long a connection waits for another process's write lock. */
 #define BUSY_TIMEOUT_MS 30000
@@ -462,9 +465,9 @@ static const char *const sql_text[ST__COUNT] = {
     [ST_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_SAVEPOINT] = "SAVEPOINT reservation",
-    [ST_SAVEPOINT_ROLLBACK] = "ROLLBACK TO reservation",
-    [ST_SAVEPOINT_RELEASE] = "RELEASE reservation",
+    [ST_SAVEPOINT] = "SAVEPOINT write",
+    [ST_SAVEPOINT_ROLLBACK] = "ROLLBACK TO write",
+    [ST_SAVEPOINT_RELEASE] = "RELEASE write",
     [ST_PING] = "SELECT COUNT(*) FROM schema_migrations",
     [ST_SCHEMA_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [ST_MIGRATION_INSERT] = "INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
@@ -633,33 +636,38 @@ struct conn {
     sqlite3_stmt *st[ST__COUNT];
 };
 
-/* A reservation waiting for the group commit that carries it; lives on
- * its caller's stack until done. */
-struct reserve_wait {
-    const struct store_reserve *req;
-    struct store_reserve_result *out;
-    int rc;
-    int done;                       /* set under gc_lock once rc is final */
-    int lead;                       /* set under gc_lock: lead the next batch */
-    pthread_cond_t wake;            /* signalled when done or lead is set */
-    struct reserve_wait *next;
+/* A write waiting for, or holding, its turn in a group commit; lives on
+ * its caller's stack from write_begin() to the return of write_end(). */
+struct write_wait {
+    int rc;                         /* the write's outcome, then the batch's */
+    int state;                      /* WAIT_*, changed under gc_lock */
+    pthread_cond_t wake;            /* signalled when state changes */
+    struct write_wait *next;
 };
+
+enum { WAIT_QUEUED, WAIT_TURN, WAIT_DONE };
 
 struct sqlite_store {
     struct store base;              /* first: struct store * points here */
     pthread_mutex_t pool_lock;      /* guards in_use of every connection */
     pthread_cond_t pool_free;       /* signalled when a connection comes back */
-    /* Held from BEGIN IMMEDIATE to COMMIT or ROLLBACK by the one writer of
-     * this process. */
-    pthread_mutex_t write_lock;
-    /* Group commit of reservations: the queue, and whether a leader is at
-     * work on it. */
+    /* Group commit (see write_begin): the writes queued for a turn, the
+     * batch under way and its members in turn order. */
     pthread_mutex_t gc_lock;
-    struct reserve_wait *gc_head, **gc_tail;
+    pthread_cond_t gc_idle;         /* signalled when busy drops to 0 */
+    struct write_wait *gc_head, **gc_tail;
     size_t gc_queued;
-    int gc_leading;
+    int gc_busy;                    /* a batch is under way, or writes held */
+    int gc_rc;                      /* the batch's transaction: SPELL_OK or lost */
+    struct conn *gc_conn;           /* the connection the batch writes on */
+    size_t gc_n;
+    struct write_wait *gc_batch[WRITE_BATCH_MAX];
     atomic_long batches;            /* group commits run, for tests */
     atomic_int fail_commits;        /* test hook: commits still to refuse */
+    /* The connection of the write batches, outside the pool so a writer
+     * never waits for a reader's connection (not opened for ":memory:",
+     * whose batches write on the pool's one connection). */
+    struct conn writer;
     size_t n_conns;
     struct conn conns[POOL_SIZE];
 };
@@ -851,29 +859,186 @@ static int run(struct conn *c, enum st id, int64_t *changes, const char *fmt, ..
     return rc;
 }
 
-static int tx_begin(struct sqlite_store *ss, struct conn *c, int write)
+/* A read transaction, for reads that must see one snapshot. */
+static int tx_begin(struct conn *c)
 {
-    int rc;
+    return run(c, ST_BEGIN, NULL, "");
+}
 
-    if (write)
-        pthread_mutex_lock(&ss->write_lock);
-    rc = run(c, write ? ST_BEGIN_IMMEDIATE : ST_BEGIN, NULL, "");
-    if (rc != SPELL_OK && write)
-        pthread_mutex_unlock(&ss->write_lock);
+/* Ends a read transaction; returns rc. */
+static int tx_end(struct conn *c, int rc)
+{
+    stmts_reset(c);
+    if (!sqlite3_get_autocommit(c->db))
+        run(c, ST_ROLLBACK, NULL, "");
     return rc;
 }
 
-/* Commits when rc is SPELL_OK, else rolls back; returns the outcome. */
-static int tx_end(struct sqlite_store *ss, struct conn *c, int write, int rc)
+/*
+ * Group commit.  Every write transaction of the store goes through
+ * write_begin() and write_end(), and writes that arrive together share one
+ * transaction and one COMMIT, so one fsync makes them all durable.
+ *
+ * A writer queues and sleeps on its own condition, holding no connection.
+ * Writes take turns in arrival order: the first of a batch takes the
+ * write connection and opens the transaction (BEGIN IMMEDIATE, which also
+ * orders us against other processes); each write then runs on that
+ * connection inside its own savepoint, so it sees what the earlier ones
+ * wrote and a failure takes back only its own writes; at the end of its
+ * turn it hands the turn to the next queued write, up to WRITE_BATCH_MAX
+ * in a batch.  The write that finds the queue empty (or the batch full)
+ * commits, gives every member of the batch its outcome and wakes it, and
+ * hands the lead to whoever queued meanwhile, which opens the next batch:
+ * writes that arrive while a COMMIT is on disk wait for the next one,
+ * which is what makes batches grow with the load.
+ *
+ * Each writer returns only after the COMMIT that carried its write, with
+ * its own outcome, or the batch's error when the batch was lost: a failed
+ * BEGIN or COMMIT, or a transaction SQLite rolled back under a write,
+ * fails every member of the batch and leaves nothing of any of them.
+ */
+
+/* Moves the head of the queue into the batch and gives it the turn; under
+ * gc_lock, with the queue not empty. */
+static void turn_give(struct sqlite_store *ss)
 {
-    stmts_reset(c);
-    if (rc == SPELL_OK)
-        rc = run(c, ST_COMMIT, NULL, "");
-    if (rc != SPELL_OK && !sqlite3_get_autocommit(c->db))
-        run(c, ST_ROLLBACK, NULL, "");
-    if (write)
-        pthread_mutex_unlock(&ss->write_lock);
+    struct write_wait *w = ss->gc_head;
+
+    if (!(ss->gc_head = w->next))
+        ss->gc_tail = &ss->gc_head;
+    ss->gc_queued--;
+    ss->gc_batch[ss->gc_n++] = w;
+    w->state = WAIT_TURN;
+    pthread_cond_signal(&w->wake);
+}
+
+/* The end of w's turn, with its outcome in w->rc: hands the turn on, or
+ * ends the batch, then waits for the batch's outcome, which it returns. */
+static int turn_end(struct sqlite_store *ss, struct write_wait *w)
+{
+    struct conn *c;
+    int rc;
+    size_t i, n;
+
+    pthread_mutex_lock(&ss->gc_lock);
+    if (ss->gc_rc == SPELL_OK && ss->gc_n < WRITE_BATCH_MAX && ss->gc_head) {
+        turn_give(ss);
+        while (w->state != WAIT_DONE)
+            pthread_cond_wait(&w->wake, &ss->gc_lock);
+        pthread_mutex_unlock(&ss->gc_lock);
+        rc = w->rc;
+        pthread_cond_destroy(&w->wake);
+        return rc;
+    }
+    pthread_mutex_unlock(&ss->gc_lock);
+
+    /* The last turn of the batch: the members are all waiting, so the
+     * batch's fields are this thread's alone until gc_lock is taken. */
+    c = ss->gc_conn;
+    rc = ss->gc_rc;
+    if (c) {
+        stmts_reset(c);
+        /* A COMMIT that fails is a database failure for every member,
+         * whatever SQLite called it. */
+        if (rc == SPELL_OK && (rc = run(c, ST_COMMIT, NULL, "")) != SPELL_OK)
+            rc = rc == SPELL_ENOMEM ? rc : SPELL_EIO;
+        if (!sqlite3_get_autocommit(c->db))
+            run(c, ST_ROLLBACK, NULL, "");
+        if (c != &ss->writer)
+            conn_put(ss, c);
+    }
+    atomic_fetch_add(&ss->batches, 1);
+
+    pthread_mutex_lock(&ss->gc_lock);
+    n = ss->gc_n;
+    ss->gc_n = 0;
+    ss->gc_conn = NULL;
+    ss->gc_rc = SPELL_OK;
+    /* A member may return as soon as it sees WAIT_DONE (under gc_lock),
+     * so nothing of it is touched after its signal. */
+    for (i = 0; i < n; i++) {
+        struct write_wait *m = ss->gc_batch[i];
+
+        if (rc != SPELL_OK)
+            m->rc = rc;
+        m->state = WAIT_DONE;
+        if (m != w)
+            pthread_cond_signal(&m->wake);
+    }
+    if (ss->gc_head) {
+        turn_give(ss);
+    } else {
+        ss->gc_busy = 0;
+        pthread_cond_broadcast(&ss->gc_idle);
+    }
+    pthread_mutex_unlock(&ss->gc_lock);
+    rc = w->rc;
+    pthread_cond_destroy(&w->wake);
     return rc;
+}
+
+/*
+ * Waits for the turn of a write and opens its savepoint; *out is the
+ * connection to write on until write_end(w, ...).  On failure the write is
+ * over (no write_end): the batch it would have joined is lost, or the
+ * savepoint could not be made.  The caller must not call back into the
+ * store for a write between the two, and should not hold locks others
+ * need in order to write.
+ */
+static int write_begin(struct sqlite_store *ss, struct write_wait *w, struct conn **out)
+{
+    struct conn *c;
+    int first, rc;
+
+    *out = NULL;
+    memset(w, 0, sizeof *w);
+    if (pthread_cond_init(&w->wake, NULL) != 0)
+        return SPELL_ENOMEM;
+    w->state = WAIT_QUEUED;
+    pthread_mutex_lock(&ss->gc_lock);
+    *ss->gc_tail = w;
+    ss->gc_tail = &w->next;
+    ss->gc_queued++;
+    if (!ss->gc_busy) {
+        ss->gc_busy = 1;
+        turn_give(ss);
+    }
+    while (w->state == WAIT_QUEUED)
+        pthread_cond_wait(&w->wake, &ss->gc_lock);
+    first = ss->gc_n == 1;
+    pthread_mutex_unlock(&ss->gc_lock);
+
+    if (first) {
+        c = ss->writer.db ? &ss->writer : conn_get(ss);
+        ss->gc_conn = c;
+        ss->gc_rc = run(c, ST_BEGIN_IMMEDIATE, NULL, "");
+    }
+    c = ss->gc_conn;
+    if ((rc = ss->gc_rc) == SPELL_OK && (rc = run(c, ST_SAVEPOINT, NULL, "")) != SPELL_OK)
+        ss->gc_rc = rc;
+    if (rc != SPELL_OK) {
+        w->rc = rc;
+        return turn_end(ss, w);
+    }
+    *out = c;
+    return SPELL_OK;
+}
+
+/* Ends the write w with its outcome rc: its savepoint is released, or
+ * rolled back when rc is an error; then waits for the COMMIT of the batch
+ * and returns rc, or the batch's error. */
+static int write_end(struct sqlite_store *ss, struct write_wait *w, int rc)
+{
+    struct conn *c = ss->gc_conn;
+
+    stmts_reset(c);
+    if (rc != SPELL_OK &&
+        (sqlite3_get_autocommit(c->db) || run(c, ST_SAVEPOINT_ROLLBACK, NULL, "") != SPELL_OK))
+        ss->gc_rc = SPELL_EIO;  /* the transaction is lost */
+    else if (run(c, ST_SAVEPOINT_RELEASE, NULL, "") != SPELL_OK)
+        ss->gc_rc = SPELL_EIO;
+    w->rc = rc;
+    return turn_end(ss, w);
 }
 
 /* ---- Columns and checks ---------------------------------------------- */
@@ -1068,14 +1233,16 @@ static void conn_close(struct conn *c)
 }
 
 /* Brings the schema up to STORE_SCHEMA_VERSION in one transaction. */
-static int migrate(struct sqlite_store *ss, struct conn *c)
+static int migrate(struct sqlite_store *ss)
 {
+    struct write_wait w;
+    struct conn *c;
     int rc, row;
     int64_t have = 0;
     size_t i, j;
     sqlite3_stmt *st;
 
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         return rc;
     if (sqlite3_exec(c->db,
                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -1112,7 +1279,7 @@ static int migrate(struct sqlite_store *ss, struct conn *c)
     }
     rc = SPELL_OK;
 out:
-    return tx_end(ss, c, 1, rc);
+    return write_end(ss, &w, rc);
 }
 
 static void sq_close(struct store *s)
@@ -1124,8 +1291,10 @@ static void sq_close(struct store *s)
         conn_close(&ss->conns[i]);
     pthread_mutex_destroy(&ss->pool_lock);
     pthread_cond_destroy(&ss->pool_free);
-    pthread_mutex_destroy(&ss->write_lock);
+    if (ss->writer.db)
+        conn_close(&ss->writer);
     pthread_mutex_destroy(&ss->gc_lock);
+    pthread_cond_destroy(&ss->gc_idle);
     free(ss);
 }
 
@@ -1216,12 +1385,13 @@ static int user_row(sqlite3_stmt *st, struct store_user *u)
 /* Runs a write of one statement inside its own IMMEDIATE transaction. */
 static int write1(struct sqlite_store *ss, enum st id, int64_t *changes, const char *fmt, ...)
 {
-    struct conn *c = conn_get(ss);
+    struct write_wait w;
+    struct conn *c;
     sqlite3_stmt *st;
     va_list ap;
     int rc;
 
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     if ((rc = prep(c, id, &st)) == SPELL_OK) {
         va_start(ap, fmt);
@@ -1235,9 +1405,8 @@ static int write1(struct sqlite_store *ss, enum st id, int64_t *changes, const c
         if (rc == SPELL_OK && changes)
             *changes = sqlite3_changes64(c->db);
     }
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -1604,14 +1773,14 @@ static int sq_budget_get(struct store *s, const char *user_id, const char *perio
         (rc = period_ok(period)) != SPELL_OK)
         return rc;
     c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 0)) != SPELL_OK)
+    if ((rc = tx_begin(c)) != SPELL_OK)
         goto out;
     rc = user_exists(c, user_id);
     if (rc == 0)
         rc = SPELL_ENOTFOUND;
     else if (rc == 1)
         rc = limits_get(c, user_id, period, out);
-    rc = tx_end(ss, c, 0, rc);
+    rc = tx_end(c, rc);
 out:
     if (rc != SPELL_OK)
         memset(out, 0, sizeof *out);
@@ -1623,6 +1792,7 @@ static int sq_budget_set(struct store *s, const char *user_id, const char *perio
                          int64_t hard_limit_cents, int64_t soft_limit_cents, int64_t now_ms)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int rc;
 
@@ -1631,8 +1801,7 @@ static int sq_budget_set(struct store *s, const char *user_id, const char *perio
         return rc;
     if (hard_limit_cents < 0 || soft_limit_cents < -1 || soft_limit_cents > hard_limit_cents)
         return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     /* NULL for "no soft limit": -1 never reaches a row. */
     if (soft_limit_cents < 0) {
@@ -1646,32 +1815,30 @@ static int sq_budget_set(struct store *s, const char *user_id, const char *perio
             rc = run(c, ST_BUDGET_PERIOD_PUT, NULL, "ttiii", user_id, period, hard_limit_cents,
                      soft_limit_cents, now_ms);
     }
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
 static int sq_budget_clear(struct store *s, const char *user_id, const char *period)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int rc;
 
     if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
         (rc = period_ok(period)) != SPELL_OK)
         return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = user_exists(c, user_id);
     if (rc == 0)
         rc = SPELL_ENOTFOUND;
     else if (rc == 1 && (rc = run(c, ST_BUDGET_STANDING_DELETE, NULL, "t", user_id)) == SPELL_OK)
         rc = run(c, ST_BUDGET_PERIOD_DELETE, NULL, "tt", user_id, period);
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -1691,7 +1858,7 @@ static int sq_usage_get(struct store *s, const char *user_id, const char *period
         (rc = period_ok(period)) != SPELL_OK)
         return rc;
     c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 0)) != SPELL_OK)
+    if ((rc = tx_begin(c)) != SPELL_OK)
         goto out;
     rc = user_exists(c, user_id);
     if (rc == 0)
@@ -1731,7 +1898,7 @@ static int sq_usage_get(struct store *s, const char *user_id, const char *period
     if (rc == 0)
         rc = bad ? SPELL_EIO : SPELL_OK;
 end:
-    rc = tx_end(ss, c, 0, rc);
+    rc = tx_end(c, rc);
 out:
     if (rc != SPELL_OK)
         memset(out, 0, sizeof *out);
@@ -1925,13 +2092,13 @@ static int sq_idem_begin(struct store *s, const char *user_id, const char *key,
                          const char *request_hash, int64_t now_ms, struct store_idem *out)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int rc;
 
     if ((rc = idem_lookup_ok(user_id, key, request_hash, now_ms, out)) != SPELL_OK)
         return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     if ((rc = idem_read(c, user_id, key, request_hash, now_ms, out)) != 0) {
         rc = rc > 0 ? SPELL_OK : rc;
@@ -1940,13 +2107,12 @@ static int sq_idem_begin(struct store *s, const char *user_id, const char *key,
     out->state = STORE_IDEM_NEW;
     rc = run(c, ST_IDEM_PUT, NULL, "ttti", user_id, key, request_hash, now_ms);
 end:
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (rc != SPELL_OK) {
         store_idem_clear(out);
         memset(out, 0, sizeof *out);
     }
-    conn_put(ss, c);
     return rc;
 }
 
@@ -1992,6 +2158,7 @@ static int sq_idem_put(struct store *s, const char *user_id, const char *key,
                        size_t len, struct store_idem *out)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int rc;
 
@@ -2003,8 +2170,7 @@ static int sq_idem_put(struct store *s, const char *user_id, const char *key,
         return SPELL_ETOOBIG;
     if (body && memchr(body, '\0', len))
         return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = idem_insert_done(c, user_id, key, request_hash, now_ms, status, body ? body : "", len);
     if (rc == 0) {
@@ -2014,13 +2180,12 @@ static int sq_idem_put(struct store *s, const char *user_id, const char *key,
     }
     if (rc > 0)
         rc = SPELL_OK;
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (rc != SPELL_OK) {
         store_idem_clear(out);
         memset(out, 0, sizeof *out);
     }
-    conn_put(ss, c);
     return rc;
 }
 
@@ -2351,7 +2516,7 @@ out:
 /* One reservation inside the batch's write transaction: the budget check,
  * the cast, its queued event, the usage counter, the ledger entry and the
  * idempotency answer.  out->period is set by the caller.  A failure leaves
- * partial writes for the caller's ROLLBACK TO. */
+ * partial writes for write_end() to roll back. */
 static int reserve_tx(struct conn *c, const struct store_reserve *req,
                       struct store_reserve_result *out)
 {
@@ -2418,80 +2583,15 @@ static int reserve_tx(struct conn *c, const struct store_reserve *req,
     return SPELL_OK;
 }
 
-/* Runs one reservation of a batch inside its own savepoint, so a failure
- * takes back only its own writes.  *broken is set when the transaction
- * itself is lost (SQLite rolled it back, or the savepoint could not be
- * undone): the batch as a whole then fails. */
-static int reserve_in_savepoint(struct conn *c, struct reserve_wait *w, int *broken)
-{
-    int rc;
-
-    if ((rc = run(c, ST_SAVEPOINT, NULL, "")) != SPELL_OK) {
-        *broken = 1;
-        return rc;
-    }
-    rc = reserve_tx(c, w->req, w->out);
-    stmts_reset(c);
-    if (rc != SPELL_OK) {
-        if (sqlite3_get_autocommit(c->db) || run(c, ST_SAVEPOINT_ROLLBACK, NULL, "") != SPELL_OK) {
-            *broken = 1;
-            return rc;
-        }
-    }
-    if (run(c, ST_SAVEPOINT_RELEASE, NULL, "") != SPELL_OK)
-        *broken = 1;
-    return rc;
-}
-
-/* The leader's work: one write transaction for the n reservations in
- * batch (in arrival order, so each sees the budget the earlier ones left),
- * one COMMIT, and each waiter's rc set.  A failed BEGIN or COMMIT, or a
- * lost transaction, fails every waiter of the batch. */
-static void reserve_batch(struct sqlite_store *ss, struct conn *c, int begun,
-                          struct reserve_wait **batch, size_t n)
-{
-    int rc = begun, broken = 0;
-    size_t i;
-
-    for (i = 0; i < n && rc == SPELL_OK; i++) {
-        batch[i]->rc = reserve_in_savepoint(c, batch[i], &broken);
-        if (broken)
-            rc = batch[i]->rc != SPELL_OK ? batch[i]->rc : SPELL_EIO;
-    }
-    /* A COMMIT that fails is a database failure for every waiter,
-     * whatever SQLite called it. */
-    if (begun == SPELL_OK && rc == SPELL_OK && (rc = tx_end(ss, c, 1, rc)) != SPELL_OK)
-        rc = rc == SPELL_ENOMEM ? rc : SPELL_EIO;
-    else if (begun == SPELL_OK && rc != SPELL_OK)
-        (void)tx_end(ss, c, 1, rc);
-    for (i = 0; i < n; i++) {
-        if (rc != SPELL_OK)
-            batch[i]->rc = rc;
-        if (batch[i]->rc != SPELL_OK)
-            memset(batch[i]->out, 0, sizeof *batch[i]->out);
-    }
-    atomic_fetch_add(&ss->batches, 1);
-}
-
-/*
- * Group commit.  A caller queues its reservation and sleeps on its own
- * condition.  When no leader is at work it leads: it takes the write lock
- * and begins the transaction, then takes up to RESERVE_BATCH_MAX waiting
- * reservations (its own among them, unless the queue is longer), runs them
- * and commits once, so one fsync makes the whole batch durable, and wakes
- * each of their callers.  Callers that arrive meanwhile queue for the next
- * batch, which is what makes batches grow with the load; when the leader's
- * own reservation is answered it hands the lead to the first of them.
- * Each caller returns only after the COMMIT that carried its reservation,
- * with its own result or that COMMIT's error.
- */
+/* The reservation runs in a group commit with the writes that arrive with
+ * it (see write_begin): in turn, so it sees the budget the writes before
+ * it left, and answered only after the COMMIT that carried it. */
 static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
                            struct store_reserve_result *out)
 {
     struct sqlite_store *ss = sq(s);
-    struct reserve_wait me, *batch[RESERVE_BATCH_MAX];
+    struct write_wait w;
     struct conn *c;
-    size_t i, n;
     int rc;
 
     if (!out)
@@ -2501,58 +2601,11 @@ static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
         return rc;
     if ((rc = spell_time_period(req->now_ms, out->period, sizeof out->period)) != SPELL_OK)
         return rc;
-    memset(&me, 0, sizeof me);
-    me.req = req;
-    me.out = out;
-    me.rc = SPELL_EIO;
-    if (pthread_cond_init(&me.wake, NULL) != 0) {
+    if ((rc = write_begin(ss, &w, &c)) == SPELL_OK)
+        rc = write_end(ss, &w, reserve_tx(c, req, out));
+    if (rc != SPELL_OK)
         memset(out, 0, sizeof *out);
-        return SPELL_ENOMEM;
-    }
-
-    pthread_mutex_lock(&ss->gc_lock);
-    *ss->gc_tail = &me;
-    ss->gc_tail = &me.next;
-    ss->gc_queued++;
-    if (!ss->gc_leading)
-        ss->gc_leading = me.lead = 1;
-    while (!me.done && !me.lead)
-        pthread_cond_wait(&me.wake, &ss->gc_lock);
-    while (!me.done) {
-        pthread_mutex_unlock(&ss->gc_lock);
-        c = conn_get(ss);
-        rc = tx_begin(ss, c, 1);
-        pthread_mutex_lock(&ss->gc_lock);
-        for (n = 0; n < RESERVE_BATCH_MAX && ss->gc_head; n++) {
-            batch[n] = ss->gc_head;
-            if (!(ss->gc_head = batch[n]->next))
-                ss->gc_tail = &ss->gc_head;
-            ss->gc_queued--;
-        }
-        pthread_mutex_unlock(&ss->gc_lock);
-        reserve_batch(ss, c, rc, batch, n);
-        conn_put(ss, c);
-        pthread_mutex_lock(&ss->gc_lock);
-        /* A caller may return as soon as it sees done (under gc_lock), so
-         * nothing of batch[i] is touched after its signal. */
-        for (i = 0; i < n; i++) {
-            batch[i]->done = 1;
-            if (batch[i] != &me)
-                pthread_cond_signal(&batch[i]->wake);
-        }
-    }
-    if (me.lead) {
-        /* Whoever queued meanwhile leads the next batch. */
-        if (ss->gc_head) {
-            ss->gc_head->lead = 1;
-            pthread_cond_signal(&ss->gc_head->wake);
-        } else {
-            ss->gc_leading = 0;
-        }
-    }
-    pthread_mutex_unlock(&ss->gc_lock);
-    pthread_cond_destroy(&me.wake);
-    return me.rc;
+    return rc;
 }
 
 /* Fills a settlement result from the cast's period after a change. */
@@ -2581,6 +2634,7 @@ static int sq_cast_settle(struct store *s, const char *cast_id, int64_t cost_cen
                           struct store_settle_result *out)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct store_settle_result tmp, *r = out ? out : &tmp;
     struct cast_state cs;
     struct event_info ev;
@@ -2598,8 +2652,7 @@ static int sq_cast_settle(struct store *s, const char *cast_id, int64_t cost_cen
         return SPELL_EINVAL;
     if ((rc = spell_time_date(now_ms, date, sizeof date)) != SPELL_OK)
         return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     if ((rc = cast_state_get(c, cast_id, &cs)) != SPELL_OK)
         goto end;
@@ -2639,11 +2692,10 @@ static int sq_cast_settle(struct store *s, const char *cast_id, int64_t cost_cen
     ev.artifact_url = artifact_url;
     rc = event_emit(c, cs.last_seq, "cast.succeeded", &ev, &r->event_seq);
 end:
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (rc != SPELL_OK)
         memset(r, 0, sizeof *r);
-    conn_put(ss, c);
     return rc;
 }
 
@@ -2652,6 +2704,7 @@ static int sq_cast_release(struct store *s, const char *cast_id, const char *sta
                            struct store_settle_result *out)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct store_settle_result tmp, *r = out ? out : &tmp;
     struct cast_state cs;
     struct event_info ev;
@@ -2672,8 +2725,7 @@ static int sq_cast_release(struct store *s, const char *cast_id, const char *sta
         now_ms < 0)
         return SPELL_EINVAL;
     snprintf(type, sizeof type, "cast.%s", status);
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     if ((rc = cast_state_get(c, cast_id, &cs)) != SPELL_OK)
         goto end;
@@ -2704,11 +2756,10 @@ static int sq_cast_release(struct store *s, const char *cast_id, const char *sta
     ev.err_message = error_message;
     rc = event_emit(c, cs.last_seq, type, &ev, &r->event_seq);
 end:
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (rc != SPELL_OK)
         memset(r, 0, sizeof *r);
-    conn_put(ss, c);
     return rc;
 }
 
@@ -2770,6 +2821,7 @@ static int cast_progress_tx(struct conn *c, const char *cast_id, const struct ca
 static int cast_advance(struct sqlite_store *ss, const char *cast_id, int start,
                         const char *run_url, int progress, const char *message, int64_t now_ms)
 {
+    struct write_wait w;
     struct cast_state cs;
     struct conn *c;
     int rc;
@@ -2782,8 +2834,7 @@ static int cast_advance(struct sqlite_store *ss, const char *cast_id, int start,
         return rc;
     if (progress > 100 || (!start && progress < 0) || now_ms < 0)
         return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     if (start)
         rc = cast_start_tx(c, cast_id, run_url, now_ms, &cs);
@@ -2791,9 +2842,8 @@ static int cast_advance(struct sqlite_store *ss, const char *cast_id, int start,
         rc = cast_state_get(c, cast_id, &cs);
     if (rc == SPELL_OK && progress >= 0)
         rc = cast_progress_tx(c, cast_id, &cs, progress, message, now_ms);
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -3067,6 +3117,7 @@ static int sq_event_append(struct store *s, const char *cast_id, const char *typ
                            const char *data, size_t len, int64_t now_ms, int64_t *seq)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct cast_state cs;
     struct conn *c;
     int rc;
@@ -3079,16 +3130,14 @@ static int sq_event_append(struct store *s, const char *cast_id, const char *typ
         return rc;
     if (now_ms < 0)
         return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     if ((rc = cast_state_get(c, cast_id, &cs)) == SPELL_OK)
         rc = event_insert(c, cast_id, cs.last_seq, type, data, len, now_ms, seq);
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (rc != SPELL_OK && seq)
         *seq = 0;
-    conn_put(ss, c);
     return rc;
 }
 
@@ -3109,7 +3158,7 @@ static int sq_events_after(struct store *s, const char *cast_id, int64_t after_s
     if (after_seq < 0 || limit < 0)
         return SPELL_EINVAL;
     c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 0)) != SPELL_OK)
+    if ((rc = tx_begin(c)) != SPELL_OK)
         goto out;
     if ((rc = cast_state_get(c, cast_id, &cs)) != SPELL_OK)
         goto end;
@@ -3137,7 +3186,7 @@ static int sq_events_after(struct store *s, const char *cast_id, int64_t after_s
         }
     }
 end:
-    rc = tx_end(ss, c, 0, rc);
+    rc = tx_end(c, rc);
 out:
     conn_put(ss, c);
     return rc;
@@ -3165,6 +3214,7 @@ static int sq_ledger_append(struct store *s, const char *user_id, const char *ca
                             const char *kind, int64_t amount_cents, int64_t now_ms, int64_t *seq)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int rc;
 
@@ -3176,14 +3226,12 @@ static int sq_ledger_append(struct store *s, const char *user_id, const char *ca
         return rc;
     if (!kind || (strcmp(kind, "invoice") != 0 && strcmp(kind, "adjust") != 0) || now_ms < 0)
         return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) == SPELL_OK) {
+    if ((rc = write_begin(ss, &w, &c)) == SPELL_OK) {
         rc = ledger_insert(c, user_id, cast_id, kind, amount_cents, now_ms, seq);
-        rc = tx_end(ss, c, 1, rc);
+        rc = write_end(ss, &w, rc);
     }
     if (rc != SPELL_OK && seq)
         *seq = 0;
-    conn_put(ss, c);
     return rc;
 }
 
@@ -3227,7 +3275,7 @@ static int sq_ledger_verify(struct store *s, int64_t *checked, int64_t *bad_seq)
     int rc;
 
     c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 0)) != SPELL_OK)
+    if ((rc = tx_begin(c)) != SPELL_OK)
         goto out;
     if ((rc = query(c, ST_LEDGER_LIST, &st, "ii", (int64_t)0, (int64_t)-1)) != SPELL_OK)
         goto end;
@@ -3282,9 +3330,9 @@ static int sq_ledger_verify(struct store *s, int64_t *checked, int64_t *bad_seq)
     rc = bad ? SPELL_EVERIFY : SPELL_OK;
 end:
     if (rc == SPELL_EVERIFY)
-        rc = tx_end(ss, c, 0, SPELL_OK) == SPELL_OK ? SPELL_EVERIFY : SPELL_EIO;
+        rc = tx_end(c, SPELL_OK) == SPELL_OK ? SPELL_EVERIFY : SPELL_EIO;
     else
-        rc = tx_end(ss, c, 0, rc);
+        rc = tx_end(c, rc);
 out:
     if (checked)
         *checked = n;
@@ -3638,7 +3686,7 @@ static int sq_user_export(struct store *s, const char *user_id, struct spell_buf
     if (out->len > out->cap)
         return SPELL_ETOOBIG;
     c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 0)) != SPELL_OK)
+    if ((rc = tx_begin(c)) != SPELL_OK)
         goto out;
     if (!(doc = cJSON_CreateObject()))
         rc = SPELL_ENOMEM;
@@ -3647,7 +3695,7 @@ static int sq_user_export(struct store *s, const char *user_id, struct spell_buf
          * left in out while the tree is built, so a huge history stops early
          * instead of filling memory first. */
         rc = export_doc(c, user_id, doc, out->cap - out->len);
-    rc = tx_end(ss, c, 0, rc);
+    rc = tx_end(c, rc);
     if (rc != SPELL_OK)
         goto out;
     if (!(txt = cJSON_PrintUnformatted(doc))) {
@@ -3665,22 +3713,21 @@ out:
 static int sq_user_erase(struct store *s, const char *user_id)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int64_t n = 0;
     int rc;
 
     if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK)
         return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     /* The ledger first: its rows outlive the user and only lose the link. */
     if ((rc = run(c, ST_LEDGER_ERASE, NULL, "t", user_id)) == SPELL_OK &&
         (rc = run(c, ST_USER_DELETE, &n, "t", user_id)) == SPELL_OK && n == 0)
         rc = SPELL_ENOTFOUND;
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -3747,6 +3794,7 @@ static int sq_billing_customer_set(struct store *s, const char *user_id, const c
                                    int64_t now_ms)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     sqlite3_stmt *st;
     char have[STORE_PROVIDER_ID_SIZE];
@@ -3756,8 +3804,7 @@ static int sq_billing_customer_set(struct store *s, const char *user_id, const c
         (rc = word_ok(customer_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
         return rc;
     have[0] = '\0';
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = user_exists(c, user_id);
     if (rc == 0)
@@ -3772,9 +3819,8 @@ static int sq_billing_customer_set(struct store *s, const char *user_id, const c
         else if (rc == SPELL_OK)
             rc = run(c, ST_BILLING_CUSTOMER_PUT, NULL, "tti", user_id, customer_id, now_ms);
     }
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -3853,6 +3899,7 @@ static int sq_billing_event_apply(struct store *s, const struct store_billing_ev
                                   int64_t now_ms, int *duplicate, int *applied)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     sqlite3_stmt *st;
     int rc;
@@ -3890,8 +3937,7 @@ static int sq_billing_event_apply(struct store *s, const struct store_billing_ev
     default:
         return SPELL_EINVAL;
     }
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     if ((rc = query(c, ST_BILLING_EVENT_SEEN, &st, "t", ev->event_id)) == SPELL_OK) {
         rc = step(st);
@@ -3905,11 +3951,10 @@ static int sq_billing_event_apply(struct store *s, const struct store_billing_ev
                          now_ms)) == SPELL_OK) {
         rc = billing_effect(c, ev, now_ms, applied);
     }
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (rc != SPELL_OK && applied)
         *applied = 0;
-    conn_put(ss, c);
     return rc;
 }
 
@@ -3947,6 +3992,7 @@ static int sq_billing_invoice_record(struct store *s, const char *user_id, const
                                      int64_t now_ms, int64_t *ledger_seq)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     sqlite3_stmt *st;
     int rc;
@@ -3959,8 +4005,7 @@ static int sq_billing_invoice_record(struct store *s, const char *user_id, const
         return rc;
     if (amount_cents < 0 || now_ms < 0)
         return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = user_exists(c, user_id);
     if (rc == 0)
@@ -3976,11 +4021,10 @@ static int sq_billing_invoice_record(struct store *s, const char *user_id, const
                            invoice_id, amount_cents, now_ms)) == SPELL_OK)
             rc = ledger_insert(c, user_id, NULL, "invoice", amount_cents, now_ms, ledger_seq);
     }
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (rc != SPELL_OK && ledger_seq)
         *ledger_seq = 0;
-    conn_put(ss, c);
     return rc;
 }
 
@@ -4087,6 +4131,7 @@ static int sq_user_upsert_github(struct store *s, int64_t github_id, const struc
                                  int64_t now_ms, struct store_user *out, int *created)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct store_user other;
     struct conn *c;
     int rc;
@@ -4099,8 +4144,7 @@ static int sq_user_upsert_github(struct store *s, int64_t github_id, const struc
         return SPELL_EINVAL;
     if ((rc = user_ok(u)) != SPELL_OK)
         return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = gh_user_load(c, "SELECT u.id, u.login, u.name, u.email, u.avatar_url, u.role,"
                          " u.created_at FROM github_identities g JOIN users u ON u.id = g.user_id"
@@ -4136,13 +4180,12 @@ static int sq_user_upsert_github(struct store *s, int64_t github_id, const struc
             *created = 1;
         }
     }
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
     if (rc != SPELL_OK) {
         memset(out, 0, sizeof *out);
         *created = 0;
     }
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -4199,21 +4242,20 @@ static int device_load(struct conn *c, const char *where, const char *key,
 static int sq_device_create(struct store *s, const struct store_device *d)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int rc;
 
     if (!d || hash_ok(d->device_hash) != SPELL_OK || user_code_ok(d->user_code) != SPELL_OK ||
         d->created_at < 0 || d->expires_at <= d->created_at || d->interval_s < 1)
         return SPELL_EINVAL;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = raw_run(c, "INSERT INTO device_grants (" DEVICE_COLS ") VALUES"
                     " (?, ?, 'pending', NULL, ?, ?, 0, ?)", NULL, "ttiii", d->device_hash,
                  d->user_code, d->created_at, d->expires_at, (int64_t)d->interval_s);
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -4243,6 +4285,7 @@ static int sq_device_decide(struct store *s, const char *user_code, const char *
                             int64_t now_ms)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int64_t n = 0;
     int rc;
@@ -4250,17 +4293,15 @@ static int sq_device_decide(struct store *s, const char *user_code, const char *
     if ((rc = user_code_ok(user_code)) != SPELL_OK ||
         (user_id && (rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK))
         return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = raw_run(c, "UPDATE device_grants SET status = ?, user_id = ? WHERE user_code = ?"
                     " AND status = 'pending' AND expires_at > ?", &n, "ttti",
                  user_id ? "approved" : "denied", user_id, user_code, now_ms);
     if (rc == SPELL_OK && n == 0)
         rc = SPELL_ENOTFOUND;
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
-    conn_put(ss, c);
     return rc;
 }
 
@@ -4268,6 +4309,7 @@ static int sq_device_poll(struct store *s, const char *device_hash, int64_t now_
                           int slow_down_step_s, int *outcome, struct store_device *out)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int rc;
 
@@ -4277,8 +4319,7 @@ static int sq_device_poll(struct store *s, const char *device_hash, int64_t now_
     *outcome = STORE_DEVICE_INVALID;
     if ((rc = hash_ok(device_hash)) != SPELL_OK)
         return rc;
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = device_load(c, "device_hash", device_hash, out);
     if (rc == SPELL_ENOTFOUND) {
@@ -4308,30 +4349,28 @@ static int sq_device_poll(struct store *s, const char *device_hash, int64_t now_
                         " status = CASE WHEN status = 'approved' THEN 'consumed' ELSE status END"
                         " WHERE device_hash = ?", NULL, "it", now_ms, device_hash);
     }
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
     if (rc != SPELL_OK)
         *outcome = STORE_DEVICE_INVALID;
 out:
-    conn_put(ss, c);
     return rc;
 }
 
 static int sq_devices_purge(struct store *s, int64_t before_ms, int64_t *removed)
 {
     struct sqlite_store *ss = sq(s);
+    struct write_wait w;
     struct conn *c;
     int64_t n = 0;
     int rc;
 
-    c = conn_get(ss);
-    if ((rc = tx_begin(ss, c, 1)) != SPELL_OK)
+    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
         goto out;
     rc = raw_run(c, "DELETE FROM device_grants WHERE expires_at <= ?", &n, "i", before_ms);
-    rc = tx_end(ss, c, 1, rc);
+    rc = write_end(ss, &w, rc);
 out:
     if (removed)
         *removed = rc == SPELL_OK ? n : 0;
-    conn_put(ss, c);
     return rc;
 }
 
@@ -4406,7 +4445,7 @@ int store_sqlite_open(const char *path, struct store **out)
 {
     struct sqlite_store *ss;
     size_t i, want;
-    int rc;
+    int memory, rc;
 
     if (!out)
         return SPELL_EINVAL;
@@ -4424,30 +4463,34 @@ int store_sqlite_open(const char *path, struct store **out)
         free(ss);
         return SPELL_ENOMEM;
     }
-    if (pthread_mutex_init(&ss->write_lock, NULL) != 0) {
+    if (pthread_mutex_init(&ss->gc_lock, NULL) != 0) {
         pthread_cond_destroy(&ss->pool_free);
         pthread_mutex_destroy(&ss->pool_lock);
         free(ss);
         return SPELL_ENOMEM;
     }
-    if (pthread_mutex_init(&ss->gc_lock, NULL) != 0) {
-        pthread_mutex_destroy(&ss->write_lock);
+    if (pthread_cond_init(&ss->gc_idle, NULL) != 0) {
+        pthread_mutex_destroy(&ss->gc_lock);
         pthread_cond_destroy(&ss->pool_free);
         pthread_mutex_destroy(&ss->pool_lock);
         free(ss);
         return SPELL_ENOMEM;
     }
     ss->gc_tail = &ss->gc_head;
+    ss->gc_rc = SPELL_OK;
     ss->base.ops = &sqlite_ops;
-    want = strcmp(path, ":memory:") == 0 ? 1 : POOL_SIZE;
+    memory = strcmp(path, ":memory:") == 0;
+    if (!memory && (rc = conn_open(path, &ss->writer)) != SPELL_OK)
+        goto fail;
+    want = memory ? 1 : POOL_SIZE;
     for (i = 0; i < want; i++) {
         rc = conn_open(path, &ss->conns[i]);
         ss->n_conns++;
         if (rc != SPELL_OK)
             goto fail;
-        /* The schema is settled on the first connection before the others
-         * open, so none of them sees a half-made database. */
-        if (i == 0 && (rc = migrate(ss, &ss->conns[0])) != SPELL_OK)
+        /* The schema is settled before the other connections open, so
+         * none of them sees a half-made database. */
+        if (i == 0 && (rc = migrate(ss)) != SPELL_OK)
             goto fail;
     }
     *out = &ss->base;
@@ -4459,15 +4502,27 @@ fail:
 
 /* ---- Test hooks (store-impl.h) ---------------------------------------- */
 
+/* Holding counts as a batch under way: writes queue behind it, and
+ * letting go hands the lead to the first of them. */
 void store_sqlite_hold_writes(struct store *s, int hold)
 {
-    if (hold)
-        pthread_mutex_lock(&sq(s)->write_lock);
-    else
-        pthread_mutex_unlock(&sq(s)->write_lock);
+    struct sqlite_store *ss = sq(s);
+
+    pthread_mutex_lock(&ss->gc_lock);
+    if (hold) {
+        while (ss->gc_busy)
+            pthread_cond_wait(&ss->gc_idle, &ss->gc_lock);
+        ss->gc_busy = 1;
+    } else if (ss->gc_head) {
+        turn_give(ss);
+    } else {
+        ss->gc_busy = 0;
+        pthread_cond_broadcast(&ss->gc_idle);
+    }
+    pthread_mutex_unlock(&ss->gc_lock);
 }
 
-size_t store_sqlite_reservations_waiting(struct store *s)
+size_t store_sqlite_writes_waiting(struct store *s)
 {
     struct sqlite_store *ss = sq(s);
     size_t n;
@@ -4502,4 +4557,6 @@ void store_sqlite_fail_commits(struct store *s, int n)
     atomic_store(&ss->fail_commits, n);
     for (i = 0; i < ss->n_conns; i++)
         sqlite3_commit_hook(ss->conns[i].db, n > 0 ? refuse_commit : NULL, ss);
+    if (ss->writer.db)
+        sqlite3_commit_hook(ss->writer.db, n > 0 ? refuse_commit : NULL, ss);
 }

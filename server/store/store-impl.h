@@ -139,16 +139,17 @@ int store_sqlite_open(const char *path, struct store **out);
 
 /*
  * Test hooks of the SQLite store (s must come from store_sqlite_open or a
- * sqlite URL).  hold_writes(s, 1) takes the store's write lock as a writer
- * would, so reservations queue for the next group commit, and
- * hold_writes(s, 0) from the same thread lets them go.
- * reservations_waiting() counts reservations queued and not yet taken
- * into a batch; group_commits() the batches run so far.  fail_commits(s,
+ * sqlite URL).  hold_writes(s, 1) waits until no group commit is under
+ * way and holds off the next one, so writes (reservations, cast
+ * transitions, events, any write) queue for it; hold_writes(s, 0) lets
+ * them go, in batches of at most 64.  writes_waiting() counts writes
+ * queued and not yet taken into a batch; group_commits() the batches run
+ * so far.  fail_commits(s,
  * n) makes the next n COMMITs of any connection fail (SQLite rolls them
  * back); call it while no other thread uses the store.
  */
 void store_sqlite_hold_writes(struct store *s, int hold);
-size_t store_sqlite_reservations_waiting(struct store *s);
+size_t store_sqlite_writes_waiting(struct store *s);
 long store_sqlite_group_commits(struct store *s);
 void store_sqlite_fail_commits(struct store *s, int n);
 

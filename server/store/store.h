@@ -23,10 +23,12 @@
  * appends the ledger entry and records the idempotency response, or does
  * none of it.  store_cast_settle() and store_cast_release() close a cast
  * the same way.  However many threads reserve at once, spent + reserved
- * never passes the hard limit.  Reservations made at the same moment may
- * share one transaction and its commit (group commit, sqlite.c): each is
- * still all-or-nothing on its own, sees the ones before it, and returns
- * only once the commit that made it durable is done.
+ * never passes the hard limit.  Writes made at the same moment
+ * (reservations, settlements, the other cast transitions, events, any
+ * write) may share one transaction and its commit (group commit,
+ * sqlite.c): each is still all-or-nothing on its own, sees the ones before
+ * it, and returns only once the commit that made it durable is done; a
+ * commit that fails fails every write it carried.
  *
  * Every function is safe to call from any thread at any time; a struct
  * store is shared by all of them.  Results: SPELL_OK, a core spell_rc
@@ -379,6 +381,8 @@ struct store_reserve_result {
  * an answer without its cast.  The store calls respond() back inside the
  * transaction, with the result, to have the answer written into body
  * (capped at STORE_RESPONSE_MAX); a failure from it rolls everything back.
+ * It runs on the caller's thread while the store's other writes wait for
+ * it, and must not call back into the store.
  */
 struct store_reserve {
     /* The new cast: id, user_id, spell_key, spell_version, mode,

@@ -1202,6 +1202,69 @@ static void test_bus_tracking(void)
     bus_free(NULL);
 }
 
+/* The seq table against a model of it: casts published, finished and
+ * evicted in a mixed order keep their seqs exactly, the least recently
+ * published goes first when the table is full, and ids too long to keep
+ * (or alike in their first bytes) are never confused. */
+static void test_bus_tracking_model(void)
+{
+    static const struct bus_ops ops = {"fake", fake_publish, NULL};
+    enum { IDS = BUS_TRACK_MAX + BUS_TRACK_MAX / 2 };
+    static int64_t model[IDS];      /* the seq the bus should know, 0 for none */
+    static uint64_t stamp[IDS];     /* when it was last put, for the eviction */
+    struct bus *b = NULL;
+    char id[96];
+    uint64_t tick = 0, x = 88172645463325252ULL;
+    int i, n, wrong = 0, live = 0;
+
+    CHECK_INT(bus_create(&ops, NULL, &b), SPELL_OK);
+    bus_lock(b);
+    for (n = 0; n < 40000; n++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        i = (int)(x % IDS);
+        snprintf(id, sizeof id, "cst_%08x", (unsigned)i * 2654435761u);
+        if (x % 11 == 0) {
+            bus_seq_put(b, id, n + 1, 1);
+            live -= model[i] != 0;
+            model[i] = 0;
+            continue;
+        }
+        if (!model[i] && live == BUS_TRACK_MAX) {
+            int old = -1;
+
+            for (int j = 0; j < IDS; j++)
+                if (model[j] && (old < 0 || stamp[j] < stamp[old]))
+                    old = j;
+            model[old] = 0;
+            live--;
+        }
+        bus_seq_put(b, id, n + 1, 0);
+        live += model[i] == 0;
+        model[i] = n + 1;
+        stamp[i] = ++tick;
+    }
+    for (i = 0; i < IDS; i++) {
+        snprintf(id, sizeof id, "cst_%08x", (unsigned)i * 2654435761u);
+        wrong += bus_seq_get(b, id) != model[i];
+    }
+    CHECK_INT(wrong, 0);
+    /* An id past the table's size is never kept; one of exactly the size
+     * minus one is, and a longer one alike in those bytes is another. */
+    memset(id, 'x', 60);
+    id[60] = '\0';
+    bus_seq_put(b, id, 9, 0);
+    CHECK_INT(bus_seq_get(b, id), 0);
+    id[47] = '\0';
+    bus_seq_put(b, id, 7, 0);
+    CHECK_INT(bus_seq_get(b, id), 7);
+    id[47] = 'x';
+    CHECK_INT(bus_seq_get(b, id), 0);
+    bus_unlock(b);
+    bus_free(b);
+}
+
 /* A thread taking one lock of a bus: the cast's (cast_id set) or all. */
 struct locker {
     struct bus *b;
@@ -1344,6 +1407,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     RUN(test_text_clean);
     RUN(test_bus_tracking);
+    RUN(test_bus_tracking_model);
     RUN(test_bus_cast_locks);
     RUN(test_api_errors);
     RUN(test_success_with_progress_and_stream);

@@ -1192,12 +1192,19 @@ static void test_reserve_one_key_race(void)
 
 /* ---- Group commit ------------------------------------------------------ */
 
-/* One reservation of a batch, run on its own thread. */
+/* What a job of a batch does. */
+enum gc_kind { GC_RESERVE, GC_START, GC_PROGRESS, GC_SETTLE, GC_RELEASE, GC_EVENT };
+
+/* One write of a batch, run on its own thread: a reservation (the
+ * default), or a lifecycle write of the cast c.id. */
 struct gc_job {
     struct store *s;
+    enum gc_kind kind;
+    int64_t cost;                   /* GC_SETTLE's cost, GC_PROGRESS's progress */
     struct store_cast c;
     struct store_reserve req;
     struct store_reserve_result r;
+    struct store_settle_result st;
     struct responder rp;
     int rc;
 };
@@ -1219,11 +1226,44 @@ static void gc_job_init(struct gc_job *j, struct store *s, const char *id, const
     j->rc = 1;      /* no spell_rc: the job did not run */
 }
 
+/* A lifecycle write of cast id. */
+static void gc_job_life(struct gc_job *j, struct store *s, enum gc_kind kind, const char *id,
+                        int64_t cost)
+{
+    memset(j, 0, sizeof *j);
+    j->s = s;
+    j->kind = kind;
+    j->cost = cost;
+    snprintf(j->c.id, sizeof j->c.id, "%s", id);
+    j->rc = 1;
+}
+
 static void *gc_job_run(void *arg)
 {
     struct gc_job *j = arg;
 
-    j->rc = store_cast_reserve(j->s, &j->req, &j->r);
+    switch (j->kind) {
+    case GC_RESERVE:
+        j->rc = store_cast_reserve(j->s, &j->req, &j->r);
+        break;
+    case GC_START:
+        j->rc = store_cast_start(j->s, j->c.id, "https://runs.example.org/1", T0 + 1);
+        break;
+    case GC_PROGRESS:
+        j->rc = store_cast_progress(j->s, j->c.id, (int)j->cost, "working", T0 + 2);
+        break;
+    case GC_SETTLE:
+        j->rc = store_cast_settle(j->s, j->c.id, j->cost, NULL, T0 + 3, &j->st);
+        break;
+    case GC_RELEASE:
+        j->rc = store_cast_release(j->s, j->c.id, "failed", "spell_failed", "exit 1", T0 + 3,
+                                   &j->st);
+        break;
+    case GC_EVENT:
+        j->rc = store_event_append(j->s, j->c.id, "cast.log", "{\"line\":\"x\"}", 12, T0 + 2,
+                                   NULL);
+        break;
+    }
     return NULL;
 }
 
@@ -1231,11 +1271,11 @@ static void wait_queued(struct store *s, size_t n)
 {
     struct timespec ts = {0, 1000 * 1000};
 
-    while (store_sqlite_reservations_waiting(s) < n)
+    while (store_sqlite_writes_waiting(s) < n)
         nanosleep(&ts, NULL);
 }
 
-/* Runs the n jobs as one batch: the store's write lock is held while they
+/* Runs the n jobs as one batch: the store's writes are held while they
  * queue, one thread after another so the queue is in job order, then let
  * go.  Returns the number of group commits they took. */
 static long gc_run(struct store *s, struct gc_job *jobs, size_t n)
@@ -1460,6 +1500,332 @@ static void test_group_commit_bound(void)
     CHECK_INT((int)u.reserved_cents, N);
     CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
     CHECK_INT((int)checked, N);
+    db_close(&d);
+}
+
+static const char *cast_status(struct store *s, const char *id, char *buf, size_t size)
+{
+    struct store_cast got;
+
+    buf[0] = '\0';
+    if (store_cast_get(s, id, NULL, &got) == SPELL_OK)
+        snprintf(buf, size, "%s", got.status);
+    store_cast_clear(&got);
+    return buf;
+}
+
+/* Reservations and the lifecycle writes of other casts in one batch: each
+ * sees the budget the earlier ones left (a settle or a release before a
+ * reservation makes room for it), the totals are exact and the ledger
+ * chain runs on through the batch. */
+static void test_group_commit_mixed(void)
+{
+    struct db d;
+    enum { N = 9 };
+    struct gc_job jobs[N];
+    struct store_reserve_result r;
+    struct store_usage u;
+    int64_t checked = 0, bad = -1;
+    char buf[32];
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 1000, -1, T0), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_a", "usr_1", 300, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_b", "usr_1", 200, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_c", "usr_1", 100, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_start(d.s, "cst_a", NULL, T0), SPELL_OK);
+    /* spent 0, reserved 600 */
+    gc_job_life(&jobs[0], d.s, GC_SETTLE, "cst_a", 250);        /* spent 250, reserved 300 */
+    gc_job_init(&jobs[1], d.s, "cst_n1", "usr_1", 400, NULL, NULL);     /* reserved 700 */
+    gc_job_life(&jobs[2], d.s, GC_RELEASE, "cst_b", 0);         /* reserved 500 */
+    gc_job_init(&jobs[3], d.s, "cst_n2", "usr_1", 300, NULL, NULL);     /* 1050: over */
+    gc_job_init(&jobs[4], d.s, "cst_n3", "usr_1", 250, NULL, NULL);     /* 1000: the limit */
+    gc_job_life(&jobs[5], d.s, GC_START, "cst_c", 0);
+    gc_job_life(&jobs[6], d.s, GC_PROGRESS, "cst_c", 50);
+    gc_job_life(&jobs[7], d.s, GC_EVENT, "cst_c", 0);
+    gc_job_life(&jobs[8], d.s, GC_SETTLE, "cst_c", 500);        /* capped at 100 */
+    CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+    for (int i = 0; i < N; i++)
+        CHECK_INT(jobs[i].rc, SPELL_OK);
+    CHECK_INT((int)jobs[0].st.cost_cents, 250);
+    CHECK_INT(jobs[1].r.outcome, STORE_RESERVED);
+    CHECK_INT((int)jobs[2].st.reserved_cents, 500);
+    CHECK_INT(jobs[3].r.outcome, STORE_BUDGET_EXCEEDED);
+    CHECK_INT((int)jobs[3].r.remaining_cents, 250);
+    CHECK_INT(jobs[4].r.outcome, STORE_RESERVED);
+    CHECK_INT((int)jobs[4].r.remaining_cents, 0);
+    CHECK_INT((int)jobs[8].st.cost_cents, 100);
+    CHECK_INT((int)jobs[8].st.spent_cents, 350);
+    CHECK_INT((int)jobs[8].st.event_seq, 5);
+    CHECK_STR(cast_status(d.s, "cst_a", buf, sizeof buf), "succeeded");
+    CHECK_STR(cast_status(d.s, "cst_b", buf, sizeof buf), "failed");
+    CHECK_STR(cast_status(d.s, "cst_c", buf, sizeof buf), "succeeded");
+    CHECK_INT(cast_exists(d.s, "cst_n2"), 0);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.spent_cents, 350);
+    CHECK_INT((int)u.reserved_cents, 650);
+    CHECK_INT((int)u.remaining_cents, 0);
+    /* 3 reservations before; settle, reserve, release, reserve, settle. */
+    CHECK_INT((int)ledger_count(d.path), 8);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, 8);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM cast_events WHERE cast_id = 'cst_c'"), 5);
+    CHECK_INT((int)raw_int(d.path, "SELECT MAX(seq) FROM cast_events WHERE cast_id = 'cst_c'"),
+              5);
+    db_close(&d);
+}
+
+/* Writes that fail inside a mixed batch take back only their own writes
+ * and report their own error; the others of the batch commit. */
+static void test_group_commit_mixed_failures(void)
+{
+    struct db d;
+    enum { N = 8 };
+    struct gc_job jobs[N];
+    struct store_reserve_result r;
+    struct store_usage u;
+    struct store_idem im;
+    int64_t checked = 0, bad = -1;
+    char buf[32];
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(reserve(d.s, "cst_a", "usr_1", 300, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_b", "usr_1", 200, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_done", "usr_1", 100, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_settle(d.s, "cst_done", 80, NULL, T0, NULL), SPELL_OK);
+    /* spent 80, reserved 500 */
+    gc_job_life(&jobs[0], d.s, GC_SETTLE, "cst_a", 120);
+    gc_job_life(&jobs[1], d.s, GC_SETTLE, "cst_404", 10);       /* no such cast */
+    gc_job_init(&jobs[2], d.s, "cst_n1", "usr_1", 50, "k1", h1);
+    jobs[2].rp.fail = 1;                                        /* its answer fails */
+    gc_job_life(&jobs[3], d.s, GC_SETTLE, "cst_done", 10);      /* closed already */
+    gc_job_life(&jobs[4], d.s, GC_PROGRESS, "cst_done", 10);    /* closed already */
+    gc_job_life(&jobs[5], d.s, GC_RELEASE, "cst_b", 0);
+    gc_job_init(&jobs[6], d.s, "cst_n2", "usr_404", 10, NULL, NULL);    /* no such user */
+    gc_job_init(&jobs[7], d.s, "cst_n3", "usr_1", 70, "k3", h1);
+    CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+    CHECK_INT(jobs[0].rc, SPELL_OK);
+    CHECK_INT(jobs[1].rc, SPELL_ENOTFOUND);
+    CHECK_INT(jobs[2].rc, SPELL_EABORT);
+    CHECK_INT(jobs[3].rc, STORE_ECONFLICT);
+    CHECK_INT(jobs[4].rc, STORE_ECONFLICT);
+    CHECK_INT(jobs[5].rc, SPELL_OK);
+    CHECK_INT(jobs[6].rc, SPELL_ENOTFOUND);
+    CHECK_INT(jobs[7].rc, SPELL_OK);
+    CHECK_INT(jobs[7].r.outcome, STORE_RESERVED);
+    CHECK_INT((int)jobs[1].st.ledger_seq, 0);
+    CHECK_INT((int)jobs[3].st.ledger_seq, 0);
+    CHECK_STR(cast_status(d.s, "cst_a", buf, sizeof buf), "succeeded");
+    CHECK_STR(cast_status(d.s, "cst_b", buf, sizeof buf), "failed");
+    CHECK_INT(cast_exists(d.s, "cst_n1"), 0);
+    CHECK_INT(cast_exists(d.s, "cst_n2"), 0);
+    CHECK_INT(cast_exists(d.s, "cst_n3"), 1);
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k1", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_NEW);
+    store_idem_clear(&im);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.spent_cents, 200);
+    CHECK_INT((int)u.reserved_cents, 70);
+    /* The closed cast's events did not move: queued, succeeded. */
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM cast_events WHERE cast_id = 'cst_done'"),
+              2);
+    /* 4 before; settle, release, reserve. */
+    CHECK_INT((int)ledger_count(d.path), 7);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, 7);
+    db_close(&d);
+}
+
+/* A mixed batch whose COMMIT fails: every write of it reports the error
+ * and none of it is in the database; the same writes go through after. */
+static void test_group_commit_mixed_fails(void)
+{
+    struct db d;
+    enum { N = 7 };
+    struct gc_job jobs[N];
+    struct store_reserve_result r;
+    struct store_usage u;
+    int64_t checked = 0, bad = -1;
+    char buf[32];
+    int round, i;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(reserve(d.s, "cst_a", "usr_1", 300, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_b", "usr_1", 200, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_c", "usr_1", 100, T0, &r), SPELL_OK);
+    for (round = 0; round < 2; round++) {
+        gc_job_life(&jobs[0], d.s, GC_START, "cst_a", 0);
+        gc_job_life(&jobs[1], d.s, GC_PROGRESS, "cst_a", 40);
+        gc_job_init(&jobs[2], d.s, "cst_n1", "usr_1", 60, "k1", h1);
+        gc_job_life(&jobs[3], d.s, GC_SETTLE, "cst_a", 250);
+        gc_job_life(&jobs[4], d.s, GC_RELEASE, "cst_b", 0);
+        gc_job_life(&jobs[5], d.s, GC_EVENT, "cst_c", 0);
+        gc_job_init(&jobs[6], d.s, "cst_n2", "usr_1", 40, NULL, NULL);
+        if (round == 0)
+            store_sqlite_fail_commits(d.s, 1);
+        CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+        store_sqlite_fail_commits(d.s, 0);
+        for (i = 0; i < N; i++)
+            CHECK_INT(jobs[i].rc, round == 0 ? SPELL_EIO : SPELL_OK);
+        if (round == 0) {
+            CHECK_INT((int)jobs[3].st.ledger_seq, 0);
+            CHECK_INT((int)jobs[3].st.cost_cents, 0);
+            CHECK_INT(jobs[2].r.outcome, 0);
+            CHECK_STR(cast_status(d.s, "cst_a", buf, sizeof buf), "queued");
+            CHECK_STR(cast_status(d.s, "cst_b", buf, sizeof buf), "queued");
+            CHECK_INT(cast_exists(d.s, "cst_n1") + cast_exists(d.s, "cst_n2"), 0);
+            CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM cast_events"), 3);
+            CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM idempotency"), 0);
+            CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+            CHECK_INT((int)u.spent_cents, 0);
+            CHECK_INT((int)u.reserved_cents, 600);
+            CHECK_INT((int)ledger_count(d.path), 3);
+        }
+    }
+    CHECK_STR(cast_status(d.s, "cst_a", buf, sizeof buf), "succeeded");
+    CHECK_STR(cast_status(d.s, "cst_b", buf, sizeof buf), "failed");
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.spent_cents, 250);
+    CHECK_INT((int)u.reserved_cents, 100 + 60 + 40);
+    CHECK_INT((int)ledger_count(d.path), 7);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, 7);
+    db_close(&d);
+}
+
+/* ---- Writers and readers at once --------------------------------------- */
+
+#define LIFE_WRITERS 256
+#define LIFE_READERS 8
+#define LIFE_READS 300
+
+struct life {
+    struct store *s;
+    int index;
+    int rc;                         /* the first failure, or SPELL_OK */
+    int reads;                      /* reads done */
+};
+
+/* One cast's life: reserve, start, two progress, a log line, then a
+ * settle (even casts) or a failure (odd ones). */
+static void *life_writer(void *arg)
+{
+    struct life *l = arg;
+    struct store_reserve_result r;
+    char id[32];
+    int rc;
+
+    snprintf(id, sizeof id, "cst_l%03d", l->index);
+    rc = reserve(l->s, id, "usr_1", 10, T0, &r);
+    if (rc == SPELL_OK && r.outcome != STORE_RESERVED)
+        rc = SPELL_EIO;
+    if (rc == SPELL_OK)
+        rc = store_cast_start(l->s, id, NULL, T0 + 1);
+    if (rc == SPELL_OK)
+        rc = store_cast_progress(l->s, id, 30, "a", T0 + 2);
+    if (rc == SPELL_OK)
+        rc = store_cast_progress(l->s, id, 60, "b", T0 + 3);
+    if (rc == SPELL_OK)
+        rc = store_event_append(l->s, id, "cast.log", "{\"line\":\"x\"}", 12, T0 + 4, NULL);
+    if (rc == SPELL_OK && l->index % 2 == 0)
+        rc = store_cast_settle(l->s, id, 7, NULL, T0 + 5, NULL);
+    else if (rc == SPELL_OK)
+        rc = store_cast_release(l->s, id, "failed", "spell_failed", "", T0 + 5, NULL);
+    l->rc = rc;
+    return NULL;
+}
+
+static int count_event(void *ud, const struct store_event *e)
+{
+    (void)e;
+    (*(int *)ud)++;
+    return 0;
+}
+
+/* Reads the casts of the writers while they write: every read answers
+ * (a cast not reserved yet is not found). */
+static void *life_reader(void *arg)
+{
+    struct life *l = arg;
+    struct store_cast c;
+    struct store_usage u;
+    char id[32];
+    int i, rc, n;
+
+    l->rc = SPELL_OK;
+    for (i = 0; i < LIFE_READS; i++) {
+        snprintf(id, sizeof id, "cst_l%03d", (i * 7 + l->index) % LIFE_WRITERS);
+        switch (i % 3) {
+        case 0:
+            rc = store_cast_get(l->s, id, NULL, &c);
+            store_cast_clear(&c);
+            break;
+        case 1:
+            n = 0;
+            rc = store_events_after(l->s, id, 0, 0, count_event, &n);
+            break;
+        default:
+            rc = store_usage_get(l->s, "usr_1", "2026-11", &u);
+            break;
+        }
+        if (rc != SPELL_OK && rc != SPELL_ENOTFOUND && l->rc == SPELL_OK)
+            l->rc = rc;
+        l->reads++;
+    }
+    return NULL;
+}
+
+/* 256 threads run casts through their lives while readers read: every
+ * write and every read completes, and the money and the ledger add up. */
+static void test_lifecycle_writers_and_readers(void)
+{
+    struct db d;
+    static struct life w[LIFE_WRITERS], rd[LIFE_READERS];
+    pthread_t tw[LIFE_WRITERS], tr[LIFE_READERS];
+    struct store_usage u;
+    int64_t checked = 0, bad = -1;
+    int i, ok = 0, reads = 0, read_ok = 0;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 100000, -1, T0), SPELL_OK);
+    for (i = 0; i < LIFE_READERS; i++) {
+        rd[i].s = d.s;
+        rd[i].index = i;
+        CHECK_INT(pthread_create(&tr[i], NULL, life_reader, &rd[i]), 0);
+    }
+    for (i = 0; i < LIFE_WRITERS; i++) {
+        w[i].s = d.s;
+        w[i].index = i;
+        CHECK_INT(pthread_create(&tw[i], NULL, life_writer, &w[i]), 0);
+    }
+    for (i = 0; i < LIFE_WRITERS; i++) {
+        pthread_join(tw[i], NULL);
+        ok += w[i].rc == SPELL_OK;
+    }
+    for (i = 0; i < LIFE_READERS; i++) {
+        pthread_join(tr[i], NULL);
+        reads += rd[i].reads;
+        read_ok += rd[i].rc == SPELL_OK;
+    }
+    CHECK_INT(ok, LIFE_WRITERS);
+    CHECK_INT(reads, LIFE_READERS * LIFE_READS);
+    CHECK_INT(read_ok, LIFE_READERS);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.spent_cents, 7 * LIFE_WRITERS / 2);
+    CHECK_INT((int)u.reserved_cents, 0);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM cast_events"), 6 * LIFE_WRITERS);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM casts WHERE last_seq = 6"), LIFE_WRITERS);
+    CHECK_INT((int)ledger_count(d.path), 2 * LIFE_WRITERS);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, 2 * LIFE_WRITERS);
     db_close(&d);
 }
 
@@ -2204,6 +2570,10 @@ int main(void)
     RUN(test_group_commit_fails);
     RUN(test_group_commit_same_key);
     RUN(test_group_commit_bound);
+    RUN(test_group_commit_mixed);
+    RUN(test_group_commit_mixed_failures);
+    RUN(test_group_commit_mixed_fails);
+    RUN(test_lifecycle_writers_and_readers);
     RUN(test_concurrent_events_gapless);
     RUN(test_event_append_input);
     RUN(test_ledger_chain);
