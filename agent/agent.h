@@ -64,6 +64,8 @@ struct sender_job;
 /* A stream failing this many times in a row falls back to polling. */
 #define AGENT_STREAM_FAILURES_MAX 3
 #define AGENT_POLL_INTERVAL_MS 5000L
+/* The longest follow_tick() may wait while the loop is busy. */
+#define FOLLOW_TICK_MS 50
 /* Reconnect delays of a stream. */
 #define AGENT_STREAM_RETRY_BASE_MS 500L
 #define AGENT_STREAM_RETRY_MAX_MS 5000L
@@ -200,6 +202,10 @@ struct agent {
     struct rpc_call *calls;
     struct waiter *waiters;
     struct follow *follows;
+    /* follow_tick() walks every follow: the loop runs it at most every
+     * FOLLOW_TICK_MS, not on every turn (a turn per batch of events, with
+     * 1,000 casts followed). */
+    int64_t follow_tick_at;
     unsigned n_follows;
     struct http_get *gets;
     /* auth.login requests between the server's check and the keyring. */

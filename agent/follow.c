@@ -10,8 +10,8 @@
  * notification.  A budget.soft_limit event raises its own.
  *
  * A stream that brings nothing (not even the server's 15 s ping) for
- * FOLLOW_IDLE_S is cut by follow_tick(), which walks the follows on every
- * turn of the loop anyway.  This is deliberately not curl's low-speed
+ * FOLLOW_IDLE_S is cut by follow_tick(), which walks the follows at most
+ * every FOLLOW_TICK_MS anyway.  This is deliberately not curl's low-speed
  * check: curl re-arms a one-second timer per transfer for it, which woke
  * the loop every second, idle or not, for a turn in which curl is handed
  * every transfer whose one-second timer expired.
@@ -494,6 +494,10 @@ int follow_start(struct agent *a, const struct lcast *c)
     f->next = a->follows;
     a->follows = f;
     a->n_follows++;
+    /* Its stream opens on the next turn, not a tick later: a cast that
+     * ends at once still has its events (budget.soft_limit among them)
+     * read from the stream. */
+    a->follow_tick_at = 0;
     return SPELL_OK;
 }
 

@@ -308,8 +308,14 @@ static int run(struct agent *a)
         if (stop_begun && (a->in_flight == 0 || now >= a->stop_deadline))
             break;
 
-        t = follow_tick(a, now);
-        next = t;
+        if (now >= a->follow_tick_at || a->stopping) {
+            next = follow_tick(a, now);
+            a->follow_tick_at = now + FOLLOW_TICK_MS;
+        } else {
+            /* Skipped: come back for it; what it would start waits at most
+             * FOLLOW_TICK_MS. */
+            next = a->follow_tick_at;
+        }
         t = events_tick_waiters(a, now);
         if (t && (!next || t < next))
             next = t;

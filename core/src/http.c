@@ -1048,6 +1048,11 @@ struct spell_http_multi {
     struct spell_http_stream *head, *tail;
     unsigned live;              /* neither dead nor released */
     unsigned total;             /* in the list, dead ones included */
+    /* Streams added during perform and not attached yet, and dead ones not
+     * released yet: perform walks the list only when one is non-zero, so a
+     * turn with 1,000 streams open costs only the ready ones. */
+    unsigned to_attach;
+    unsigned to_release;
     /* Inside spell_http_multi_perform(): curl handles may not be added
      * or removed, so add and remove defer. */
     int in_perform;
@@ -1319,6 +1324,8 @@ int spell_http_multi_add(struct spell_http_multi *m, const struct spell_http_str
     }
     if (!m->in_perform && (rc = stream_attach(m, s)) != SPELL_OK)
         goto out;
+    if (m->in_perform)
+        m->to_attach++;
 
     s->prev = m->tail;
     if (m->tail)
@@ -1353,6 +1360,8 @@ int spell_http_multi_remove(struct spell_http_multi *m, struct spell_http_stream
     m->live--;
     if (!m->in_perform)
         stream_release(m, s);
+    else
+        m->to_release++;
     return SPELL_OK;
 }
 
@@ -1364,6 +1373,7 @@ static void stream_finish(struct spell_http_multi *m, struct spell_http_stream *
     s->status = code > 0 && code < 1000 ? (int)code : 0;
     s->dead = 1;
     m->live--;
+    m->to_release++;
     if (s->on_done)
         s->on_done(s, rc, s->status, s->x.error, s->user);
 }
@@ -1453,21 +1463,27 @@ int spell_http_multi_perform(struct spell_http_multi *m, int *running)
     }
     /* Attach streams added from callbacks; the walk also reaches those
      * that an on_done below adds, since they go to the tail. */
-    for (struct spell_http_stream *s = m->head; s; s = s->next) {
-        if (s->dead || s->attached)
-            continue;
-        int arc = stream_attach(m, s);
-        if (arc != SPELL_OK) {
-            snprintf(s->x.error, sizeof s->x.error, "%s", spell_strerror(arc));
-            stream_finish(m, s, arc);
+    if (m->to_attach) {
+        for (struct spell_http_stream *s = m->head; s; s = s->next) {
+            if (s->dead || s->attached)
+                continue;
+            int arc = stream_attach(m, s);
+            if (arc != SPELL_OK) {
+                snprintf(s->x.error, sizeof s->x.error, "%s", spell_strerror(arc));
+                stream_finish(m, s, arc);
+            }
         }
+        m->to_attach = 0;
     }
     m->in_perform = 0;
-    struct spell_http_stream *next;
-    for (struct spell_http_stream *s = m->head; s; s = next) {
-        next = s->next;
-        if (s->dead)
-            stream_release(m, s);
+    if (m->to_release) {
+        struct spell_http_stream *next;
+        for (struct spell_http_stream *s = m->head; s; s = next) {
+            next = s->next;
+            if (s->dead)
+                stream_release(m, s);
+        }
+        m->to_release = 0;
     }
     if (running)
         *running = (int)m->live;
