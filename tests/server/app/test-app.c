@@ -456,7 +456,7 @@ static int cast_submit(struct server *srv, const char *key, char id[STORE_ID_SIZ
     memset(&c, 0, sizeof c);
     if ((rc = spell_id_make("cst", spell_time_now_ms(), id, STORE_ID_SIZE)) != SPELL_OK)
         return rc;
-    snprintf(c.id, sizeof c.id, "%s", id);
+    snprintf(c.id, sizeof c.id, "%.*s", (int)sizeof c.id - 1, id);
     snprintf(c.user_id, sizeof c.user_id, "usr_w0");
     snprintf(c.spell_key, sizeof c.spell_key, "%s", key);
     snprintf(c.spell_version, sizeof c.spell_version, "1.0.0");
