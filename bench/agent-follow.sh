@@ -44,6 +44,8 @@ workers=${WORKERS:-256}
 delay_max_ms=${DELAY_MAX_MS:-4000}
 timeout_s=${TIMEOUT_S:-600}
 direct=${DIRECT:-100}
+# Never more than there are casts (the client refuses that).
+[ "$direct" -le "$casts" ] 2>/dev/null || direct=$casts
 
 server=$build/server/spell-server
 agent=$build/agent/spell-agent
@@ -62,23 +64,8 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 tmp=$(mktemp -d /tmp/agent-follow.XXXXXX)
 chmod 700 "$tmp"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    pids=()
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+. "$root/bench/lib.sh"
+bench_traps
 
 if [ ! -x "$follow" ]; then
     # Not in this build yet: compile the client alone.

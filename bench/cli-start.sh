@@ -55,23 +55,8 @@ fi
 
 tmp=$(mktemp -d /tmp/cli-start.XXXXXX)
 chmod 700 "$tmp"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$p" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-    pids=()
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+. "$root/bench/lib.sh"
+bench_traps
 
 mkdir -p "$tmp/home" "$tmp/config" "$tmp/state" "$tmp/run" "$tmp/cache" "$tmp/gh"
 chmod 700 "$tmp/run"
