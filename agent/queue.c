@@ -28,9 +28,52 @@
 
 #include "agent.h"
 
+/* Distinct statements the queue prepares (every one a literal here). */
+#define QUEUE_STMTS 16
+
 struct queue {
     sqlite3 *db;
+    /* Prepared once, on first use, and kept: a followed event costs a
+     * lookup and an update, not two parses.  Keyed by the SQL text's
+     * address; every statement is reset (stmt_put) before its caller
+     * returns, so none holds a read transaction between turns. */
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } stmts[QUEUE_STMTS];
 };
+
+/* The statement for sql, prepared on first use; NULL when it does not
+ * prepare (logged) or the cache is full (a programming error). */
+static sqlite3_stmt *stmt_get(struct queue *q, const char *sql)
+{
+    size_t i;
+
+    for (i = 0; i < QUEUE_STMTS && q->stmts[i].sql; i++)
+        if (q->stmts[i].sql == sql)
+            return q->stmts[i].st;
+    if (i == QUEUE_STMTS) {
+        agent_log("queue: more than %d statements", QUEUE_STMTS);
+        return NULL;
+    }
+    if (sqlite3_prepare_v2(q->db, sql, -1, &q->stmts[i].st, NULL) != SQLITE_OK) {
+        agent_log("queue: %s", sqlite3_errmsg(q->db));
+        sqlite3_finalize(q->stmts[i].st);
+        q->stmts[i].st = NULL;
+        return NULL;
+    }
+    q->stmts[i].sql = sql;
+    return q->stmts[i].st;
+}
+
+/* Done with a statement from stmt_get(): ready for its next use. */
+static void stmt_put(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
 
 static const char *const state_names[] = {
     "pending", "submitting", "queued", "running", "succeeded", "failed", "canceled", "rejected",
@@ -197,6 +240,8 @@ void queue_close(struct queue *q)
 {
     if (!q)
         return;
+    for (size_t i = 0; i < QUEUE_STMTS; i++)
+        sqlite3_finalize(q->stmts[i].st);
     sqlite3_close(q->db);
     free(q);
 }
@@ -315,14 +360,14 @@ int queue_insert(struct queue *q, const struct lcast *c)
     int rc = SPELL_EIO;
     sqlite3_stmt *st = NULL;
 
-    if (sqlite3_prepare_v2(q->db, "INSERT INTO casts (" COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,"
-                           "?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK)
+    if (!(st = stmt_get(q, "INSERT INTO casts (" COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,"
+                           "?,?,?,?,?,?,?,?,?,?,?,?,?,?)")))
         goto out;
     if ((rc = bind_row(st, c)) != SPELL_OK)
         goto out;
     rc = step_done(q, st);
 out:
-    sqlite3_finalize(st);
+    stmt_put(st);
     return rc;
 }
 
@@ -333,37 +378,48 @@ int queue_update(struct queue *q, const struct lcast *c)
 
     /* The same 24 placeholders as the insert; local_id (1), idem_key (2)
      * and created_at (21) are bound but never change. */
-    if (sqlite3_prepare_v2(q->db, "UPDATE casts SET idem_key = ?2, spell = ?3, inputs = ?4,"
+    if (!(st = stmt_get(q, "UPDATE casts SET idem_key = ?2, spell = ?3, inputs = ?4,"
                            " budget_cap = ?5, mode = ?6, state = ?7, cast_id = ?8,"
                            " progress = ?9, message = ?10, estimated_cost = ?11, cost = ?12,"
                            " artifact_url = ?13, error_code = ?14, error_message = ?15,"
                            " error_status = ?16, attempts = ?17, next_attempt_at = ?18,"
                            " last_event_id = ?19, cancel_requested = ?20, created_at = ?21,"
                            " started_at = ?22, finished_at = ?23, duration_ms = ?24"
-                           " WHERE local_id = ?1", -1, &st, NULL) != SQLITE_OK)
+                           " WHERE local_id = ?1")))
         goto out;
     if ((rc = bind_row(st, c)) != SPELL_OK)
         goto out;
     rc = step_done(q, st);
 out:
-    sqlite3_finalize(st);
+    stmt_put(st);
     return rc;
+}
+
+/* Runs one PRAGMA synchronous statement, prepared once. */
+static int sync_set(struct queue *q, const char *sql)
+{
+    sqlite3_stmt *st = stmt_get(q, sql);
+    int r = st ? sqlite3_step(st) : SQLITE_ERROR;
+
+    stmt_put(st);
+    return r == SQLITE_DONE || r == SQLITE_ROW ? SPELL_OK : SPELL_EIO;
 }
 
 int queue_update_progress(struct queue *q, const struct lcast *c)
 {
     int rc;
 
-    if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
+    if (sync_set(q, "PRAGMA synchronous=NORMAL") != SPELL_OK)
         return queue_update(q, c);
     rc = queue_update(q, c);
-    if (sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+    if (sync_set(q, "PRAGMA synchronous=FULL") != SPELL_OK) {
         agent_log("queue: %s", sqlite3_errmsg(q->db));
         return SPELL_EIO;
     }
     return rc;
 }
 
+/* sql: a literal (statements are kept by its address, see stmt_get). */
 static int get_one(struct queue *q, const char *sql, const char *text, int64_t num,
                    struct lcast *out)
 {
@@ -372,7 +428,7 @@ static int get_one(struct queue *q, const char *sql, const char *text, int64_t n
     int r;
 
     memset(out, 0, sizeof(*out));
-    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (!(st = stmt_get(q, sql)))
         goto out;
     if (text)
         sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
@@ -387,7 +443,7 @@ static int get_one(struct queue *q, const char *sql, const char *text, int64_t n
         goto out;
     rc = read_row(st, out);
 out:
-    sqlite3_finalize(st);
+    stmt_put(st);
     return rc;
 }
 
@@ -414,6 +470,7 @@ void queue_free_list(struct lcast *v, size_t n)
     free(v);
 }
 
+/* sql: a literal, as for get_one. */
 static int list_rows(struct queue *q, const char *sql, int limit, struct lcast **out, size_t *n)
 {
     int rc = SPELL_EIO;
@@ -424,7 +481,7 @@ static int list_rows(struct queue *q, const char *sql, int limit, struct lcast *
 
     *out = NULL;
     *n = 0;
-    if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (!(st = stmt_get(q, sql)))
         goto out;
     sqlite3_bind_int(st, 1, limit);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -454,7 +511,7 @@ static int list_rows(struct queue *q, const char *sql, int limit, struct lcast *
     rc = SPELL_OK;
 out:
     queue_free_list(v, len);
-    sqlite3_finalize(st);
+    stmt_put(st);
     return rc;
 }
 
@@ -476,8 +533,8 @@ int queue_next_due_time(struct queue *q, int64_t *out)
     sqlite3_stmt *st = NULL;
 
     *out = 0;
-    if (sqlite3_prepare_v2(q->db, "SELECT MIN(next_attempt_at) FROM casts"
-                           " WHERE state = 'pending'", -1, &st, NULL) != SQLITE_OK)
+    if (!(st = stmt_get(q, "SELECT MIN(next_attempt_at) FROM casts"
+                           " WHERE state = 'pending'")))
         goto out;
     if (sqlite3_step(st) != SQLITE_ROW)
         goto out;
@@ -485,7 +542,7 @@ int queue_next_due_time(struct queue *q, int64_t *out)
         *out = sqlite3_column_int64(st, 0);
     rc = SPELL_OK;
 out:
-    sqlite3_finalize(st);
+    stmt_put(st);
     return rc;
 }
 
@@ -495,14 +552,14 @@ int queue_reset_submitting(struct queue *q, int *changed)
     sqlite3_stmt *st = NULL;
 
     *changed = 0;
-    if (sqlite3_prepare_v2(q->db, "UPDATE casts SET state = 'pending', next_attempt_at = 0"
-                           " WHERE state = 'submitting'", -1, &st, NULL) != SQLITE_OK)
+    if (!(st = stmt_get(q, "UPDATE casts SET state = 'pending', next_attempt_at = 0"
+                           " WHERE state = 'submitting'")))
         goto out;
     if ((rc = step_done(q, st)) != SPELL_OK)
         goto out;
     *changed = sqlite3_changes(q->db);
 out:
-    sqlite3_finalize(st);
+    stmt_put(st);
     return rc;
 }
 
@@ -513,8 +570,7 @@ int queue_counts(struct queue *q, struct queue_counts *out)
     int r;
 
     memset(out, 0, sizeof(*out));
-    if (sqlite3_prepare_v2(q->db, "SELECT state, COUNT(*) FROM casts GROUP BY state", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (!(st = stmt_get(q, "SELECT state, COUNT(*) FROM casts GROUP BY state")))
         goto out;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         enum lcast_state s;
@@ -533,6 +589,6 @@ int queue_counts(struct queue *q, struct queue_counts *out)
     }
     rc = r == SQLITE_DONE ? SPELL_OK : SPELL_EIO;
 out:
-    sqlite3_finalize(st);
+    stmt_put(st);
     return rc;
 }
