@@ -90,6 +90,7 @@ struct options {
     int64_t spell_timeout_s;
     int64_t spell_max_output;
     int64_t spell_max_memory;
+    int64_t spell_nice;
     const char *github_client_id;
     const char *github_url;
     const char *github_api_url;
@@ -148,6 +149,9 @@ static const struct opt opts[] = {
     { "spell-max-memory", "SPELL_SPELL_MAX_MEMORY", OPT_INT, CMD_SERVE, O(spell_max_memory),
       INT64_C(16) << 20, INT64_C(1) << 40, "BYTES",
       "address space of a spell process (536870912)" },
+    { "spell-nice", "SPELL_SPELL_NICE", OPT_INT, CMD_SERVE, O(spell_nice), 0, 19, "N",
+      "how much nicer than the server spell processes run, 0-19, so\n"
+      "                               answers and streams keep their turn on a busy CPU (10)" },
     { "role", NULL, OPT_STRING, CMD_USERS_ADD, O(role), 0, 0, "ROLE",
       "caster, maker or admin (caster)" },
     { "github-client-id", "GITHUB_CLIENT_ID", OPT_STRING, CMD_SERVE, O(github_client_id), 0, 0,
@@ -635,6 +639,7 @@ static void apply_limits(const struct options *o, struct server_limits *l)
     l->default_timeout_s = o->spell_timeout_s;
     l->max_output_bytes = o->spell_max_output;
     l->max_memory_bytes = o->spell_max_memory;
+    l->spell_nice = (int)o->spell_nice;
 }
 
 static int cmd_serve(const struct options *o)
@@ -946,6 +951,7 @@ int main(int argc, char **argv)
     o.spell_timeout_s = 300;
     o.spell_max_output = INT64_C(1) << 20;
     o.spell_max_memory = INT64_C(512) << 20;
+    o.spell_nice = 10;
 
     if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
         printf("spell-server %s\n", spell_version());

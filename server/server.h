@@ -49,6 +49,7 @@ struct server_limits {
     int64_t default_timeout_s;  /* a spell's run time when it names none */
     int64_t max_output_bytes;   /* stdout a spell may write in one run */
     int64_t max_memory_bytes;   /* address space of a spell process */
+    int spell_nice;             /* how much nicer than the server a spell runs */
 };
 
 /*

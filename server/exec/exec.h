@@ -39,7 +39,8 @@
  * (written whole, then closed), a clean environment (PATH=/usr/bin:/bin,
  * HOME=<a temporary directory>, LANG=C.UTF-8, SPELL_CAST_ID=<id>), a fresh
  * temporary working directory removed afterwards, RLIMIT_AS as above,
- * RLIMIT_CPU = timeout + 5 s, RLIMIT_NOFILE 256, RLIMIT_CORE 0, and no file
+ * RLIMIT_CPU = timeout + 5 s, RLIMIT_NOFILE 256, RLIMIT_CORE 0, a niceness
+ * srv->limits.spell_nice (0..19) above the server's, and no file
  * descriptor of the server besides its three pipes.  The program's stderr
  * is kept as a tail of its last EXEC_STDERR_TAIL bytes for the failure
  * message.  When the program exits, whatever is left of its process group

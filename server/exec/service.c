@@ -84,6 +84,7 @@ struct job {
     char *path;             /* argv[0] resolved */
     int64_t timeout_s;
     int64_t memory_bytes;
+    int nice;               /* added to the server's niceness, 0..19 */
 
     char dir[64];           /* the temp dir; "" when none */
     char env_store[ENV_MAX][ENV_ENTRY_MAX];
@@ -294,6 +295,16 @@ static void child_limit(int res, rlim_t v)
     setrlimit(res, &rl);
 }
 
+/* Makes the program inc nicer than the server (the kernel stops at 19), so
+ * the server's threads keep their turn when spells fill the CPU.  Raising
+ * niceness needs no privilege; should it fail all the same, the program
+ * runs at the server's niceness. */
+static void child_nice(int inc)
+{
+    if (inc > 0 && nice(inc) == -1)
+        return;
+}
+
 /* In the child, between vfork and exec: async-signal-safe calls only, on
  * the parent's memory (no writes but to this frame), never returning. */
 static void child_exec(const struct job *j, int in_r, int out_w, int err_w, int maxfd,
@@ -328,6 +339,7 @@ static void child_exec(const struct job *j, int in_r, int out_w, int err_w, int 
     child_limit(RLIMIT_CPU, (rlim_t)(j->timeout_s + 5));
     child_limit(RLIMIT_NOFILE, 256);
     child_limit(RLIMIT_CORE, 0);
+    child_nice(j->nice);
     execve(j->path, j->argv, j->envp);
     if (write(2, msg, sizeof msg - 1) < 0)
         _exit(127);
@@ -829,6 +841,9 @@ void service_run(struct executor *e, struct exec_slot *slot, const struct store_
         j->timeout_s = EXEC_TIMEOUT_MAX_S;
     j->memory_bytes = srv->limits.max_memory_bytes > 0 ? srv->limits.max_memory_bytes
                                                         : MEMORY_DEFAULT;
+    j->nice = srv->limits.spell_nice < 0 ? 0 : srv->limits.spell_nice;
+    if (j->nice > 19)
+        j->nice = 19;
     j->out_max = srv->limits.max_output_bytes > 0 ? srv->limits.max_output_bytes
                                                    : EXEC_OUTPUT_DEFAULT;
     spell_buf_init(&j->line, EXEC_LINE_MAX);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -709,6 +710,39 @@ static void test_environment_and_stdin(void)
     /* 0, 1, 2 and the one ls opens to read the folder. */
     CHECK(strstr(ev.all_data, "fds=4") != NULL);
     fx_done(&f);
+}
+
+/* A spell runs limits.spell_nice nicer than the server, and at the
+ * server's own niceness with 0. */
+static void test_spell_niceness(void)
+{
+    static const int asked[] = {0, 7, 19};
+    struct fixture f;
+    struct store_cast c;
+    struct evlist ev;
+    char id[STORE_ID_SIZE], want[64];
+    int own, expect;
+
+    errno = 0;
+    own = getpriority(PRIO_PROCESS, 0);
+    CHECK(errno == 0);
+    for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
+        fx_init(&f, 0);
+        f.srv.limits.spell_nice = asked[i];
+        CHECK_INT(exec_start(f.exec), SPELL_OK);
+        spell_add(&f, "nice", "echo \"{\\\"log\\\": \\\"nice=$(nice)\\\"}\"\necho '{\"result\": {}}'",
+                  5, "service", "free", 0);
+        CHECK_INT(cast_start(&f, "nice", "{}", id), SPELL_OK);
+        CHECK_INT(cast_wait(&f, id, "succeeded", &c), 0);
+        store_cast_clear(&c);
+        events_of(&f, id, &ev);
+        expect = own + asked[i] > 19 ? 19 : own + asked[i];
+        snprintf(want, sizeof want, "nice=%d\"", expect);
+        if (!strstr(ev.all_data, want))
+            printf("# spell_nice %d: no %s in %.300s\n", asked[i], want, ev.all_data);
+        CHECK(strstr(ev.all_data, want) != NULL);
+        fx_done(&f);
+    }
 }
 
 static void test_log_flood_is_limited(void)
@@ -1422,6 +1456,7 @@ int main(void)
     RUN(test_metered_cost);
     RUN(test_progress_never_decreases);
     RUN(test_environment_and_stdin);
+    RUN(test_spell_niceness);
     RUN(test_log_flood_is_limited);
     RUN(test_cancel_running);
     RUN(test_cancel_queued);

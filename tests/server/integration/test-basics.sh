@@ -11,6 +11,7 @@ like "$out" '^spell-server [0-9]+\.[0-9]+\.[0-9]+$' "--version prints the versio
 out=$("$SPELL_SERVER" --help)
 like "$out" 'users add LOGIN' "--help lists the commands"
 like "$out" 'SPELL_RATE_CASTS_PER_HOUR' "--help names the environment variables"
+like "$out" "--spell-nice N" "--help names --spell-nice"
 for c in "users add" "spells import" "ledger verify" "serve"; do
     # shellcheck disable=SC2086
     out=$("$SPELL_SERVER" $c --help)
@@ -33,6 +34,10 @@ usage_case "a number with a tail" "--rate-user-per-min: '60x' is not a whole num
     "$SPELL_SERVER" serve --rate-user-per-min=60x
 usage_case "a number out of range" "--workers: 257 is out of range" \
     "$SPELL_SERVER" serve --workers 257
+usage_case "a niceness past 19" "--spell-nice: 20 is out of range" \
+    "$SPELL_SERVER" serve --spell-nice 20
+usage_case "a negative niceness" "SPELL_SPELL_NICE: -1 is out of range" \
+    env SPELL_SPELL_NICE=-1 "$SPELL_SERVER" serve
 usage_case "a bad environment number" "SPELL_RATE_IP_PER_MIN: ' 5' is not a whole number" \
     env SPELL_RATE_IP_PER_MIN=' 5' "$SPELL_SERVER" serve
 usage_case "a listen address without a port" "--listen: '127.0.0.1' is not HOST:PORT" \
