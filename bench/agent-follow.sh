@@ -13,7 +13,9 @@
 # What it does, all in a temp dir on 127.0.0.1:
 #   - a spell-server database with a bench user and the follow-bench spell
 #     (bench/spells/follow-bench.json), served with WORKERS executor
-#     threads and the rate limits raised;
+#     threads and the rate limits raised; the programs run at the server's
+#     default --spell-nice (10 nicer than the server), as they would in
+#     production;
 #   - spell-agent with its XDG dirs in the temp dir, the key in
 #     SPELL_API_KEY and no session bus (so no keyring and no notification
 #     daemon: desktop notifications are logged as unavailable and dropped;
@@ -44,8 +46,14 @@ workers=${WORKERS:-256}
 delay_max_ms=${DELAY_MAX_MS:-4000}
 timeout_s=${TIMEOUT_S:-600}
 direct=${DIRECT:-100}
+. "$root/bench/lib.sh"
+bench_uint CASTS "$casts"
+bench_uint WORKERS "$workers"
+bench_uint DELAY_MAX_MS "$delay_max_ms"
+bench_uint TIMEOUT_S "$timeout_s"
+bench_uint DIRECT "$direct"
 # Never more than there are casts (the client refuses that).
-[ "$direct" -le "$casts" ] 2>/dev/null || direct=$casts
+[ "$direct" -le "$casts" ] || direct=$casts
 
 server=$build/server/spell-server
 agent=$build/agent/spell-agent
@@ -64,7 +72,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 tmp=$(mktemp -d /tmp/agent-follow.XXXXXX)
 chmod 700 "$tmp"
-. "$root/bench/lib.sh"
 bench_traps
 
 if [ ! -x "$follow" ]; then

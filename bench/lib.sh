@@ -25,6 +25,17 @@ bench_cleanup() {
     rm -rf "${tmp:?}"
 }
 
+# bench_uint NAME VALUE: exits 2 unless VALUE is a whole number (a knob
+# from the environment, say CASTS), so a typo is not read as 0.
+bench_uint() {
+    case $2 in
+        '' | *[!0-9]*)
+            echo "$(basename "$0"): $1 must be a whole number, not '$2'" >&2
+            exit 2
+            ;;
+    esac
+}
+
 bench_traps() {
     trap bench_cleanup EXIT
     trap 'exit 130' INT TERM HUP
