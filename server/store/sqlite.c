@@ -59,15 +59,20 @@
  *    one COMMIT (one fsync), each in its own savepoint, in arrival order,
  *    so it sees what the earlier ones left and a failure takes back only
  *    its own writes; every caller returns after the COMMIT, and a failed
- *    COMMIT fails them all (see write_begin).  Waiting writers hold no
- *    connection: the batches write on a connection of their own, so
- *    readers never wait behind the write queue for the pool.
+ *    COMMIT fails them all (see write_run).  A write is a function over
+ *    the write connection, and one thread, the batch's leader, runs every
+ *    write of a batch in a row, so a batch costs its SQL and one COMMIT,
+ *    not a wake-up per write.  Waiting writers hold no connection: the
+ *    batches write on a connection of their own, so readers never wait
+ *    behind the write queue for the pool.
  *
- * Callbacks: respond() of store_cast_reserve() runs on the caller's
- * thread during its turn in a group commit, so the store's writes wait
- * for it; it must not call back into the store.  The walks (key, spell,
- * cast, event and ledger lists) call fn while holding one pooled
- * connection; a nested call takes another, so fn should stay short.
+ * Callbacks: respond() of store_cast_reserve() runs inside the batch that
+ * carries the reservation, on the thread leading that batch (which may be
+ * another caller's), while the store's other writes wait for it; it must
+ * not call back into the store nor depend on the thread it runs on.  The
+ * walks (key, spell, cast, event and ledger lists) call fn while holding
+ * one pooled connection; a nested call takes another, so fn should stay
+ * short.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -89,7 +94,7 @@
  * connection to it would be a database of its own. */
 #define POOL_SIZE 8
 
-/* Writes one group commit carries at most (see write_begin). */
+/* Writes one group commit carries at most (see write_run). */
 #define WRITE_BATCH_MAX 64
 
 /* How long a connection waits for another process's write lock. */
@@ -636,32 +641,37 @@ struct conn {
     sqlite3_stmt *st[ST__COUNT];
 };
 
-/* A write waiting for, or holding, its turn in a group commit; lives on
- * its caller's stack from write_begin() to the return of write_end(). */
+/* A write of the store: its statements on the batch's connection c, with
+ * its inputs and outputs in arg; returns its outcome.  It runs on the
+ * thread leading the batch, inside the write's savepoint. */
+typedef int (*write_fn)(struct conn *c, void *arg);
+
+/* A write queued for, or taken into, a group commit; lives on its
+ * caller's stack for the length of write_run(), and is not touched by
+ * any other thread once its state is WAIT_DONE. */
 struct write_wait {
+    write_fn fn;
+    void *arg;
     int rc;                         /* the write's outcome, then the batch's */
     int state;                      /* WAIT_*, changed under gc_lock */
     pthread_cond_t wake;            /* signalled when state changes */
     struct write_wait *next;
 };
 
-enum { WAIT_QUEUED, WAIT_TURN, WAIT_DONE };
+/* Queued; handed the lead of the next batch; answered. */
+enum { WAIT_QUEUED, WAIT_LEAD, WAIT_DONE };
 
 struct sqlite_store {
     struct store base;              /* first: struct store * points here */
     pthread_mutex_t pool_lock;      /* guards in_use of every connection */
     pthread_cond_t pool_free;       /* signalled when a connection comes back */
-    /* Group commit (see write_begin): the writes queued for a turn, the
-     * batch under way and its members in turn order. */
+    /* Group commit (see write_run): the writes queued for a batch, in
+     * arrival order.  The batch under way is its leader's alone. */
     pthread_mutex_t gc_lock;
     pthread_cond_t gc_idle;         /* signalled when busy drops to 0 */
     struct write_wait *gc_head, **gc_tail;
     size_t gc_queued;
     int gc_busy;                    /* a batch is under way, or writes held */
-    int gc_rc;                      /* the batch's transaction: SPELL_OK or lost */
-    struct conn *gc_conn;           /* the connection the batch writes on */
-    size_t gc_n;
-    struct write_wait *gc_batch[WRITE_BATCH_MAX];
     atomic_long batches;            /* group commits run, for tests */
     atomic_int fail_commits;        /* test hook: commits still to refuse */
     /* The connection of the write batches, outside the pool so a writer
@@ -764,49 +774,103 @@ static int prep(struct conn *c, enum st id, sqlite3_stmt **out)
 }
 
 /*
- * Binds parameters 1.. from a format, one letter each:
+ * Parameters are bound from a format, one letter each:
  *   t  const char *, NULL binds NULL
  *   e  const char *, NULL or "" binds NULL
  *   b  const char *, size_t: text of that length, NULL binds NULL
  *   i  int64_t
  *   z  int64_t, 0 binds NULL
+ * The arguments are first collected into an array of struct bind_arg, then
+ * bound from it: a write run by another thread (see write_run) carries the
+ * array, since a va_list must not be read on another thread.
  */
-static int bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
-{
-    int i, src = SQLITE_OK;
-    const char *s;
-    size_t len;
-    int64_t v;
+struct bind_arg {
+    const char *s;                  /* t, e, b */
+    size_t len;                     /* b */
+    int64_t v;                      /* i, z */
+};
 
-    for (i = 1; *fmt && src == SQLITE_OK; fmt++, i++) {
-        switch (*fmt) {
+/* Parameters a statement binds at most; the longest format is the spell
+ * upsert's, 13 letters (see sq_spell_upsert).  A longer one is refused
+ * with SPELL_EINVAL before anything is bound. */
+#define BIND_ARGS_MAX 16
+
+/* Collects the arguments of fmt from ap into args[BIND_ARGS_MAX]. */
+static int bind_collect(struct bind_arg *args, const char *fmt, va_list ap)
+{
+    size_t i;
+
+    for (i = 0; fmt[i]; i++) {
+        if (i == BIND_ARGS_MAX)
+            return SPELL_EINVAL;
+        memset(&args[i], 0, sizeof args[i]);
+        switch (fmt[i]) {
         case 't':
-            s = va_arg(ap, const char *);
-            src = s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-            break;
         case 'e':
-            s = va_arg(ap, const char *);
-            src = s && s[0] ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT)
-                            : sqlite3_bind_null(st, i);
+            args[i].s = va_arg(ap, const char *);
             break;
         case 'b':
-            s = va_arg(ap, const char *);
-            len = va_arg(ap, size_t);
-            src = s ? sqlite3_bind_text64(st, i, s, len, SQLITE_TRANSIENT, SQLITE_UTF8)
-                    : sqlite3_bind_null(st, i);
+            args[i].s = va_arg(ap, const char *);
+            args[i].len = va_arg(ap, size_t);
             break;
         case 'i':
-            src = sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+        case 'z':
+            args[i].v = va_arg(ap, int64_t);
+            break;
+        default:
+            return SPELL_EINVAL;
+        }
+    }
+    return SPELL_OK;
+}
+
+/* Binds parameters 1.. of st from args, collected for fmt by
+ * bind_collect(). */
+static int bind_args(sqlite3_stmt *st, const char *fmt, const struct bind_arg *args)
+{
+    int i, src = SQLITE_OK;
+    const struct bind_arg *a;
+
+    for (i = 0; fmt[i] && src == SQLITE_OK; i++) {
+        if (i == BIND_ARGS_MAX)
+            return SPELL_EINVAL;
+        a = &args[i];
+        switch (fmt[i]) {
+        case 't':
+            src = a->s ? sqlite3_bind_text(st, i + 1, a->s, -1, SQLITE_TRANSIENT)
+                       : sqlite3_bind_null(st, i + 1);
+            break;
+        case 'e':
+            src = a->s && a->s[0] ? sqlite3_bind_text(st, i + 1, a->s, -1, SQLITE_TRANSIENT)
+                                  : sqlite3_bind_null(st, i + 1);
+            break;
+        case 'b':
+            src = a->s ? sqlite3_bind_text64(st, i + 1, a->s, a->len, SQLITE_TRANSIENT,
+                                             SQLITE_UTF8)
+                       : sqlite3_bind_null(st, i + 1);
+            break;
+        case 'i':
+            src = sqlite3_bind_int64(st, i + 1, a->v);
             break;
         case 'z':
-            v = va_arg(ap, int64_t);
-            src = v ? sqlite3_bind_int64(st, i, v) : sqlite3_bind_null(st, i);
+            src = a->v ? sqlite3_bind_int64(st, i + 1, a->v) : sqlite3_bind_null(st, i + 1);
             break;
         default:
             return SPELL_EINVAL;
         }
     }
     return map_rc(src);
+}
+
+/* Binds parameters 1.. of st from the arguments of fmt. */
+static int bindv(sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+    struct bind_arg args[BIND_ARGS_MAX];
+    int rc;
+
+    if ((rc = bind_collect(args, fmt, ap)) != SPELL_OK)
+        return rc;
+    return bind_args(st, fmt, args);
 }
 
 /* Prepares statement id and binds its parameters (see bindv). */
@@ -876,169 +940,179 @@ static int tx_end(struct conn *c, int rc)
 
 /*
  * Group commit.  Every write transaction of the store goes through
- * write_begin() and write_end(), and writes that arrive together share one
- * transaction and one COMMIT, so one fsync makes them all durable.
+ * write_run(), and writes that arrive together share one transaction and
+ * one COMMIT, so one fsync makes them all durable.
  *
- * A writer queues and sleeps on its own condition, holding no connection.
- * Writes take turns in arrival order: the first of a batch takes the
- * write connection and opens the transaction (BEGIN IMMEDIATE, which also
- * orders us against other processes); each write then runs on that
- * connection inside its own savepoint, so it sees what the earlier ones
- * wrote and a failure takes back only its own writes; at the end of its
- * turn it hands the turn to the next queued write, up to WRITE_BATCH_MAX
- * in a batch.  The write that finds the queue empty (or the batch full)
- * commits, gives every member of the batch its outcome and wakes it, and
- * hands the lead to whoever queued meanwhile, which opens the next batch:
- * writes that arrive while a COMMIT is on disk wait for the next one,
- * which is what makes batches grow with the load.
+ * A write is a function (write_fn) and its argument.  write_run() queues
+ * the pair and sleeps on the caller's own condition, holding no
+ * connection.  When no batch is under way, the caller leads the next one
+ * itself; otherwise the leader of the batch under way hands it the lead
+ * when that batch is over.  The leader takes the write connection, opens
+ * the transaction (BEGIN IMMEDIATE, which also orders us against other
+ * processes) and runs the writes itself, in arrival order, its own first:
+ * each inside its own savepoint, so it sees what the earlier ones wrote
+ * and a failure takes back only its own writes.  After each one it takes
+ * the next queued write into the batch, up to WRITE_BATCH_MAX; when the
+ * queue is empty (or the batch full) it commits, gives every member of
+ * the batch its outcome and wakes it, and hands the lead to whoever
+ * queued meanwhile, which opens the next batch: writes that arrive while
+ * a COMMIT is on disk wait for the next one, which is what makes batches
+ * grow with the load.  A batch costs one wake-up for its members and one
+ * for the next leader, not one per write.
  *
  * Each writer returns only after the COMMIT that carried its write, with
  * its own outcome, or the batch's error when the batch was lost: a failed
- * BEGIN or COMMIT, or a transaction SQLite rolled back under a write,
- * fails every member of the batch and leaves nothing of any of them.
+ * BEGIN or COMMIT, a savepoint that cannot be made, released or rolled
+ * back, or a transaction SQLite rolled back under a write, fails every
+ * member of the batch and leaves nothing of any of them.
  */
 
-/* Moves the head of the queue into the batch and gives it the turn; under
- * gc_lock, with the queue not empty. */
-static void turn_give(struct sqlite_store *ss)
+/* Takes the head of the queue out and returns it (NULL for an empty
+ * queue); under gc_lock. */
+static struct write_wait *queue_take(struct sqlite_store *ss)
 {
     struct write_wait *w = ss->gc_head;
 
+    if (!w)
+        return NULL;
     if (!(ss->gc_head = w->next))
         ss->gc_tail = &ss->gc_head;
     ss->gc_queued--;
-    ss->gc_batch[ss->gc_n++] = w;
-    w->state = WAIT_TURN;
+    w->next = NULL;
+    return w;
+}
+
+/* Hands the head of the queue the lead of the next batch; under gc_lock,
+ * with the queue not empty. */
+static void lead_give(struct sqlite_store *ss)
+{
+    struct write_wait *w = queue_take(ss);
+
+    w->state = WAIT_LEAD;
     pthread_cond_signal(&w->wake);
 }
 
-/* The end of w's turn, with its outcome in w->rc: hands the turn on, or
- * ends the batch, then waits for the batch's outcome, which it returns. */
-static int turn_end(struct sqlite_store *ss, struct write_wait *w)
+/* Runs the write w inside its own savepoint on c, leaving its outcome in
+ * w->rc; returns SPELL_OK, or the error that lost the batch's
+ * transaction. */
+static int batch_write(struct conn *c, struct write_wait *w)
 {
-    struct conn *c;
     int rc;
-    size_t i, n;
 
-    pthread_mutex_lock(&ss->gc_lock);
-    if (ss->gc_rc == SPELL_OK && ss->gc_n < WRITE_BATCH_MAX && ss->gc_head) {
-        turn_give(ss);
-        while (w->state != WAIT_DONE)
-            pthread_cond_wait(&w->wake, &ss->gc_lock);
-        pthread_mutex_unlock(&ss->gc_lock);
-        rc = w->rc;
-        pthread_cond_destroy(&w->wake);
+    if ((rc = run(c, ST_SAVEPOINT, NULL, "")) != SPELL_OK) {
+        w->rc = rc;
         return rc;
     }
-    pthread_mutex_unlock(&ss->gc_lock);
+    w->rc = w->fn(c, w->arg);
+    stmts_reset(c);
+    if (w->rc != SPELL_OK &&
+        (sqlite3_get_autocommit(c->db) || run(c, ST_SAVEPOINT_ROLLBACK, NULL, "") != SPELL_OK))
+        return SPELL_EIO;
+    if (run(c, ST_SAVEPOINT_RELEASE, NULL, "") != SPELL_OK)
+        return SPELL_EIO;
+    return SPELL_OK;
+}
 
-    /* The last turn of the batch: the members are all waiting, so the
-     * batch's fields are this thread's alone until gc_lock is taken. */
-    c = ss->gc_conn;
-    rc = ss->gc_rc;
-    if (c) {
-        stmts_reset(c);
-        /* A COMMIT that fails is a database failure for every member,
-         * whatever SQLite called it. */
-        if (rc == SPELL_OK && (rc = run(c, ST_COMMIT, NULL, "")) != SPELL_OK)
-            rc = rc == SPELL_ENOMEM ? rc : SPELL_EIO;
-        if (!sqlite3_get_autocommit(c->db))
-            run(c, ST_ROLLBACK, NULL, "");
-        if (c != &ss->writer)
-            conn_put(ss, c);
+/*
+ * Leads one batch whose first write is the leader's own, already out of
+ * the queue: runs it and the writes queued behind it, commits, answers
+ * every member, and hands the lead on or ends the group commit.  On
+ * return first->rc holds the leader's outcome.
+ */
+static void batch_lead(struct sqlite_store *ss, struct write_wait *first)
+{
+    struct write_wait *batch[WRITE_BATCH_MAX];
+    struct write_wait *w = first;
+    struct conn *c;
+    size_t i, n = 0;
+    int rc;                         /* the batch's transaction: SPELL_OK or lost */
+
+    c = ss->writer.db ? &ss->writer : conn_get(ss);
+    rc = run(c, ST_BEGIN_IMMEDIATE, NULL, "");
+    for (;;) {
+        batch[n++] = w;
+        if (rc == SPELL_OK)
+            rc = batch_write(c, w);
+        else
+            w->rc = rc;
+        w = NULL;
+        if (rc == SPELL_OK && n < WRITE_BATCH_MAX) {
+            pthread_mutex_lock(&ss->gc_lock);
+            w = queue_take(ss);
+            pthread_mutex_unlock(&ss->gc_lock);
+        }
+        if (!w)
+            break;
     }
+
+    stmts_reset(c);
+    /* A COMMIT that fails is a database failure for every member,
+     * whatever SQLite called it. */
+    if (rc == SPELL_OK && (rc = run(c, ST_COMMIT, NULL, "")) != SPELL_OK)
+        rc = rc == SPELL_ENOMEM ? rc : SPELL_EIO;
+    if (!sqlite3_get_autocommit(c->db))
+        run(c, ST_ROLLBACK, NULL, "");
+    if (c != &ss->writer)
+        conn_put(ss, c);
     atomic_fetch_add(&ss->batches, 1);
 
     pthread_mutex_lock(&ss->gc_lock);
-    n = ss->gc_n;
-    ss->gc_n = 0;
-    ss->gc_conn = NULL;
-    ss->gc_rc = SPELL_OK;
     /* A member may return as soon as it sees WAIT_DONE (under gc_lock),
      * so nothing of it is touched after its signal. */
     for (i = 0; i < n; i++) {
-        struct write_wait *m = ss->gc_batch[i];
+        struct write_wait *m = batch[i];
 
         if (rc != SPELL_OK)
             m->rc = rc;
         m->state = WAIT_DONE;
-        if (m != w)
+        if (m != first)
             pthread_cond_signal(&m->wake);
     }
     if (ss->gc_head) {
-        turn_give(ss);
+        lead_give(ss);
     } else {
         ss->gc_busy = 0;
         pthread_cond_broadcast(&ss->gc_idle);
     }
     pthread_mutex_unlock(&ss->gc_lock);
-    rc = w->rc;
-    pthread_cond_destroy(&w->wake);
-    return rc;
 }
 
 /*
- * Waits for the turn of a write and opens its savepoint; *out is the
- * connection to write on until write_end(w, ...).  On failure the write is
- * over (no write_end): the batch it would have joined is lost, or the
- * savepoint could not be made.  The caller must not call back into the
- * store for a write between the two, and should not hold locks others
- * need in order to write.
+ * Runs the write fn(c, arg) in a group commit and returns its outcome,
+ * once the COMMIT that carried it is done: fn's own result, or the
+ * batch's error when the batch was lost (arg's outputs are then not to be
+ * trusted).  fn runs on whichever thread leads the batch, this one or
+ * another; it must not call back into the store, nor wait for anything
+ * the store's callers may hold.
  */
-static int write_begin(struct sqlite_store *ss, struct write_wait *w, struct conn **out)
+static int write_run(struct sqlite_store *ss, write_fn fn, void *arg)
 {
-    struct conn *c;
-    int first, rc;
+    struct write_wait w;
+    int lead, rc;
 
-    *out = NULL;
-    memset(w, 0, sizeof *w);
-    if (pthread_cond_init(&w->wake, NULL) != 0)
+    memset(&w, 0, sizeof w);
+    w.fn = fn;
+    w.arg = arg;
+    if (pthread_cond_init(&w.wake, NULL) != 0)
         return SPELL_ENOMEM;
-    w->state = WAIT_QUEUED;
+    w.state = WAIT_QUEUED;
     pthread_mutex_lock(&ss->gc_lock);
-    *ss->gc_tail = w;
-    ss->gc_tail = &w->next;
+    *ss->gc_tail = &w;
+    ss->gc_tail = &w.next;
     ss->gc_queued++;
     if (!ss->gc_busy) {
         ss->gc_busy = 1;
-        turn_give(ss);
+        lead_give(ss);
     }
-    while (w->state == WAIT_QUEUED)
-        pthread_cond_wait(&w->wake, &ss->gc_lock);
-    first = ss->gc_n == 1;
+    while (w.state == WAIT_QUEUED)
+        pthread_cond_wait(&w.wake, &ss->gc_lock);
+    lead = w.state == WAIT_LEAD;
     pthread_mutex_unlock(&ss->gc_lock);
-
-    if (first) {
-        c = ss->writer.db ? &ss->writer : conn_get(ss);
-        ss->gc_conn = c;
-        ss->gc_rc = run(c, ST_BEGIN_IMMEDIATE, NULL, "");
-    }
-    c = ss->gc_conn;
-    if ((rc = ss->gc_rc) == SPELL_OK && (rc = run(c, ST_SAVEPOINT, NULL, "")) != SPELL_OK)
-        ss->gc_rc = rc;
-    if (rc != SPELL_OK) {
-        w->rc = rc;
-        return turn_end(ss, w);
-    }
-    *out = c;
-    return SPELL_OK;
-}
-
-/* Ends the write w with its outcome rc: its savepoint is released, or
- * rolled back when rc is an error; then waits for the COMMIT of the batch
- * and returns rc, or the batch's error. */
-static int write_end(struct sqlite_store *ss, struct write_wait *w, int rc)
-{
-    struct conn *c = ss->gc_conn;
-
-    stmts_reset(c);
-    if (rc != SPELL_OK &&
-        (sqlite3_get_autocommit(c->db) || run(c, ST_SAVEPOINT_ROLLBACK, NULL, "") != SPELL_OK))
-        ss->gc_rc = SPELL_EIO;  /* the transaction is lost */
-    else if (run(c, ST_SAVEPOINT_RELEASE, NULL, "") != SPELL_OK)
-        ss->gc_rc = SPELL_EIO;
-    w->rc = rc;
-    return turn_end(ss, w);
+    if (lead)
+        batch_lead(ss, &w);
+    rc = w.rc;
+    pthread_cond_destroy(&w.wake);
+    return rc;
 }
 
 /* ---- Columns and checks ---------------------------------------------- */
@@ -1232,18 +1306,16 @@ static void conn_close(struct conn *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Brings the schema up to STORE_SCHEMA_VERSION in one transaction. */
-static int migrate(struct sqlite_store *ss)
+/* Brings the schema up to STORE_SCHEMA_VERSION; a write (write_fn) with
+ * no argument. */
+static int migrate_tx(struct conn *c, void *arg)
 {
-    struct write_wait w;
-    struct conn *c;
     int rc, row;
     int64_t have = 0;
     size_t i, j;
     sqlite3_stmt *st;
 
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        return rc;
+    (void)arg;
     if (sqlite3_exec(c->db,
                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
                      " version INTEGER PRIMARY KEY, name TEXT NOT NULL)",
@@ -1279,7 +1351,13 @@ static int migrate(struct sqlite_store *ss)
     }
     rc = SPELL_OK;
 out:
-    return write_end(ss, &w, rc);
+    return rc;
+}
+
+/* Brings the schema up to STORE_SCHEMA_VERSION in one transaction. */
+static int migrate(struct sqlite_store *ss)
+{
+    return write_run(ss, migrate_tx, NULL);
 }
 
 static void sq_close(struct store *s)
@@ -1382,31 +1460,52 @@ static int user_row(sqlite3_stmt *st, struct store_user *u)
     return bad ? SPELL_EIO : SPELL_OK;
 }
 
-/* Runs a write of one statement inside its own IMMEDIATE transaction. */
-static int write1(struct sqlite_store *ss, enum st id, int64_t *changes, const char *fmt, ...)
+/* A write of one statement: the statement, its format and the collected
+ * arguments (see bind_collect); changes receives the rows it changed. */
+struct write1_args {
+    enum st id;
+    const char *fmt;
+    struct bind_arg args[BIND_ARGS_MAX];
+    int64_t changes;
+};
+
+static int write1_tx(struct conn *c, void *arg)
 {
-    struct write_wait w;
-    struct conn *c;
+    struct write1_args *a = arg;
     sqlite3_stmt *st;
-    va_list ap;
     int rc;
 
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    if ((rc = prep(c, id, &st)) == SPELL_OK) {
-        va_start(ap, fmt);
-        rc = bindv(st, fmt, ap);
-        va_end(ap);
-    }
+    if ((rc = prep(c, a->id, &st)) == SPELL_OK)
+        rc = bind_args(st, a->fmt, a->args);
     if (rc == SPELL_OK) {
         rc = step(st);
         if (rc > 0)
             rc = SPELL_OK;
-        if (rc == SPELL_OK && changes)
-            *changes = sqlite3_changes64(c->db);
+        if (rc == SPELL_OK)
+            a->changes = sqlite3_changes64(c->db);
     }
-    rc = write_end(ss, &w, rc);
-out:
+    return rc;
+}
+
+/* Runs a write of one statement in a group commit; the arguments of fmt
+ * (see bindv) are collected here, on the caller's thread, since the write
+ * may run on another. */
+static int write1(struct sqlite_store *ss, enum st id, int64_t *changes, const char *fmt, ...)
+{
+    struct write1_args a;
+    va_list ap;
+    int rc;
+
+    a.id = id;
+    a.fmt = fmt;
+    a.changes = 0;
+    va_start(ap, fmt);
+    rc = bind_collect(a.args, fmt, ap);
+    va_end(ap);
+    if (rc == SPELL_OK)
+        rc = write_run(ss, write1_tx, &a);
+    if (changes)
+        *changes = a.changes;
     return rc;
 }
 
@@ -1788,12 +1887,38 @@ out:
     return rc;
 }
 
+struct budget_set_args {
+    const char *user_id;
+    const char *period;
+    int64_t hard_limit_cents;
+    int64_t soft_limit_cents;
+    int64_t now_ms;
+};
+
+static int budget_set_tx(struct conn *c, void *arg)
+{
+    const struct budget_set_args *a = arg;
+    int rc;
+
+    /* NULL for "no soft limit": -1 never reaches a row. */
+    if (a->soft_limit_cents < 0) {
+        if ((rc = run(c, ST_BUDGET_STANDING_PUT, NULL, "titi",
+                      a->user_id, a->hard_limit_cents, NULL, a->now_ms)) == SPELL_OK)
+            rc = run(c, ST_BUDGET_PERIOD_PUT, NULL, "ttiti", a->user_id, a->period,
+                     a->hard_limit_cents, NULL, a->now_ms);
+    } else {
+        if ((rc = run(c, ST_BUDGET_STANDING_PUT, NULL, "tiii", a->user_id, a->hard_limit_cents,
+                      a->soft_limit_cents, a->now_ms)) == SPELL_OK)
+            rc = run(c, ST_BUDGET_PERIOD_PUT, NULL, "ttiii", a->user_id, a->period,
+                     a->hard_limit_cents, a->soft_limit_cents, a->now_ms);
+    }
+    return rc;
+}
+
 static int sq_budget_set(struct store *s, const char *user_id, const char *period,
                          int64_t hard_limit_cents, int64_t soft_limit_cents, int64_t now_ms)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    struct budget_set_args a = {user_id, period, hard_limit_cents, soft_limit_cents, now_ms};
     int rc;
 
     if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
@@ -1801,45 +1926,36 @@ static int sq_budget_set(struct store *s, const char *user_id, const char *perio
         return rc;
     if (hard_limit_cents < 0 || soft_limit_cents < -1 || soft_limit_cents > hard_limit_cents)
         return SPELL_EINVAL;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    /* NULL for "no soft limit": -1 never reaches a row. */
-    if (soft_limit_cents < 0) {
-        if ((rc = run(c, ST_BUDGET_STANDING_PUT, NULL, "titi",
-                      user_id, hard_limit_cents, NULL, now_ms)) == SPELL_OK)
-            rc = run(c, ST_BUDGET_PERIOD_PUT, NULL, "ttiti", user_id, period, hard_limit_cents,
-                     NULL, now_ms);
-    } else {
-        if ((rc = run(c, ST_BUDGET_STANDING_PUT, NULL, "tiii", user_id, hard_limit_cents,
-                      soft_limit_cents, now_ms)) == SPELL_OK)
-            rc = run(c, ST_BUDGET_PERIOD_PUT, NULL, "ttiii", user_id, period, hard_limit_cents,
-                     soft_limit_cents, now_ms);
-    }
-    rc = write_end(ss, &w, rc);
-out:
+    return write_run(sq(s), budget_set_tx, &a);
+}
+
+struct budget_clear_args {
+    const char *user_id;
+    const char *period;
+};
+
+static int budget_clear_tx(struct conn *c, void *arg)
+{
+    const struct budget_clear_args *a = arg;
+    int rc = user_exists(c, a->user_id);
+
+    if (rc == 0)
+        rc = SPELL_ENOTFOUND;
+    else if (rc == 1 &&
+             (rc = run(c, ST_BUDGET_STANDING_DELETE, NULL, "t", a->user_id)) == SPELL_OK)
+        rc = run(c, ST_BUDGET_PERIOD_DELETE, NULL, "tt", a->user_id, a->period);
     return rc;
 }
 
 static int sq_budget_clear(struct store *s, const char *user_id, const char *period)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    struct budget_clear_args a = {user_id, period};
     int rc;
 
     if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
         (rc = period_ok(period)) != SPELL_OK)
         return rc;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = user_exists(c, user_id);
-    if (rc == 0)
-        rc = SPELL_ENOTFOUND;
-    else if (rc == 1 && (rc = run(c, ST_BUDGET_STANDING_DELETE, NULL, "t", user_id)) == SPELL_OK)
-        rc = run(c, ST_BUDGET_PERIOD_DELETE, NULL, "tt", user_id, period);
-    rc = write_end(ss, &w, rc);
-out:
-    return rc;
+    return write_run(sq(s), budget_clear_tx, &a);
 }
 
 static int sq_usage_get(struct store *s, const char *user_id, const char *period,
@@ -1957,13 +2073,18 @@ static int spell_row(sqlite3_stmt *st, struct store_spell *sp)
     return SPELL_OK;
 }
 
+/* The longest format of the file: what BIND_ARGS_MAX must hold. */
+#define SPELL_UPSERT_FMT "tttttttiiitti"
+_Static_assert(sizeof SPELL_UPSERT_FMT - 1 <= BIND_ARGS_MAX,
+               "BIND_ARGS_MAX must hold the spell upsert's parameters");
+
 static int sq_spell_upsert(struct store *s, const struct store_spell *sp, int64_t now_ms)
 {
     int rc;
 
     if ((rc = spell_ok(sp)) != SPELL_OK)
         return rc;
-    return write1(sq(s), ST_SPELL_UPSERT, NULL, "tttttttiiitti", sp->key, sp->name, sp->summary,
+    return write1(sq(s), ST_SPELL_UPSERT, NULL, SPELL_UPSERT_FMT, sp->key, sp->name, sp->summary,
                   sp->version, sp->status, sp->execution_mode, sp->pricing_model, sp->flat_cents,
                   sp->base_cents, sp->per_kb_cents, sp->inputs_schema, sp->execution, now_ms);
 }
@@ -2088,27 +2209,38 @@ static int idem_lookup_ok(const char *user_id, const char *key, const char *requ
     return now_ms < 0 ? SPELL_EINVAL : SPELL_OK;
 }
 
+/* The arguments of an idempotency write; out receives the record. */
+struct idem_args {
+    const char *user_id;
+    const char *key;
+    const char *request_hash;
+    int64_t now_ms;
+    int status;                     /* idem_put's answer */
+    const char *body;
+    size_t len;
+    struct store_idem *out;
+};
+
+static int idem_begin_tx(struct conn *c, void *arg)
+{
+    const struct idem_args *a = arg;
+    int rc;
+
+    if ((rc = idem_read(c, a->user_id, a->key, a->request_hash, a->now_ms, a->out)) != 0)
+        return rc > 0 ? SPELL_OK : rc;
+    a->out->state = STORE_IDEM_NEW;
+    return run(c, ST_IDEM_PUT, NULL, "ttti", a->user_id, a->key, a->request_hash, a->now_ms);
+}
+
 static int sq_idem_begin(struct store *s, const char *user_id, const char *key,
                          const char *request_hash, int64_t now_ms, struct store_idem *out)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    struct idem_args a = {user_id, key, request_hash, now_ms, 0, NULL, 0, out};
     int rc;
 
     if ((rc = idem_lookup_ok(user_id, key, request_hash, now_ms, out)) != SPELL_OK)
         return rc;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    if ((rc = idem_read(c, user_id, key, request_hash, now_ms, out)) != 0) {
-        rc = rc > 0 ? SPELL_OK : rc;
-        goto end;
-    }
-    out->state = STORE_IDEM_NEW;
-    rc = run(c, ST_IDEM_PUT, NULL, "ttti", user_id, key, request_hash, now_ms);
-end:
-    rc = write_end(ss, &w, rc);
-out:
+    rc = write_run(sq(s), idem_begin_tx, &a);
     if (rc != SPELL_OK) {
         store_idem_clear(out);
         memset(out, 0, sizeof *out);
@@ -2153,13 +2285,28 @@ static int idem_insert_done(struct conn *c, const char *user_id, const char *key
     return rc != SPELL_OK ? rc : n > 0;
 }
 
+static int idem_put_tx(struct conn *c, void *arg)
+{
+    const struct idem_args *a = arg;
+    int rc;
+
+    rc = idem_insert_done(c, a->user_id, a->key, a->request_hash, a->now_ms, a->status,
+                          a->body ? a->body : "", a->len);
+    if (rc == 0) {
+        /* A live record holds the key: report it, write nothing. */
+        if ((rc = idem_read(c, a->user_id, a->key, a->request_hash, a->now_ms, a->out)) == 0)
+            rc = SPELL_EIO;     /* the upsert saw a live record the read does not */
+    }
+    if (rc > 0)
+        rc = SPELL_OK;
+    return rc;
+}
+
 static int sq_idem_put(struct store *s, const char *user_id, const char *key,
                        const char *request_hash, int64_t now_ms, int status, const char *body,
                        size_t len, struct store_idem *out)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    struct idem_args a = {user_id, key, request_hash, now_ms, status, body, len, out};
     int rc;
 
     if ((rc = idem_lookup_ok(user_id, key, request_hash, now_ms, out)) != SPELL_OK)
@@ -2170,18 +2317,7 @@ static int sq_idem_put(struct store *s, const char *user_id, const char *key,
         return SPELL_ETOOBIG;
     if (body && memchr(body, '\0', len))
         return SPELL_EINVAL;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = idem_insert_done(c, user_id, key, request_hash, now_ms, status, body ? body : "", len);
-    if (rc == 0) {
-        /* A live record holds the key: report it, write nothing. */
-        if ((rc = idem_read(c, user_id, key, request_hash, now_ms, out)) == 0)
-            rc = SPELL_EIO;     /* the upsert saw a live record the read does not */
-    }
-    if (rc > 0)
-        rc = SPELL_OK;
-    rc = write_end(ss, &w, rc);
-out:
+    rc = write_run(sq(s), idem_put_tx, &a);
     if (rc != SPELL_OK) {
         store_idem_clear(out);
         memset(out, 0, sizeof *out);
@@ -2516,7 +2652,7 @@ out:
 /* One reservation inside the batch's write transaction: the budget check,
  * the cast, its queued event, the usage counter, the ledger entry and the
  * idempotency answer.  out->period is set by the caller.  A failure leaves
- * partial writes for write_end() to roll back. */
+ * partial writes for the batch to roll back (see batch_write). */
 static int reserve_tx(struct conn *c, const struct store_reserve *req,
                       struct store_reserve_result *out)
 {
@@ -2583,15 +2719,25 @@ static int reserve_tx(struct conn *c, const struct store_reserve *req,
     return SPELL_OK;
 }
 
+struct reserve_args {
+    const struct store_reserve *req;
+    struct store_reserve_result *out;
+};
+
+static int reserve_run(struct conn *c, void *arg)
+{
+    const struct reserve_args *a = arg;
+
+    return reserve_tx(c, a->req, a->out);
+}
+
 /* The reservation runs in a group commit with the writes that arrive with
- * it (see write_begin): in turn, so it sees the budget the writes before
- * it left, and answered only after the COMMIT that carried it. */
+ * it (see write_run): in arrival order, so it sees the budget the writes
+ * before it left, and answered only after the COMMIT that carried it. */
 static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
                            struct store_reserve_result *out)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    struct reserve_args a = {req, out};
     int rc;
 
     if (!out)
@@ -2601,8 +2747,7 @@ static int sq_cast_reserve(struct store *s, const struct store_reserve *req,
         return rc;
     if ((rc = spell_time_period(req->now_ms, out->period, sizeof out->period)) != SPELL_OK)
         return rc;
-    if ((rc = write_begin(ss, &w, &c)) == SPELL_OK)
-        rc = write_end(ss, &w, reserve_tx(c, req, out));
+    rc = write_run(sq(s), reserve_run, &a);
     if (rc != SPELL_OK)
         memset(out, 0, sizeof *out);
     return rc;
@@ -2629,18 +2774,68 @@ static int settle_result(struct conn *c, const struct cast_state *cs, struct sto
     return SPELL_OK;
 }
 
+struct settle_args {
+    const char *cast_id;
+    int64_t cost_cents;
+    const char *artifact_url;
+    int64_t now_ms;
+    const char *date;               /* the usage day of now_ms */
+    struct store_settle_result *r;
+};
+
+static int settle_tx(struct conn *c, void *arg)
+{
+    const struct settle_args *a = arg;
+    struct store_settle_result *r = a->r;
+    struct cast_state cs;
+    struct event_info ev;
+    int64_t charge, duration;
+    int rc;
+
+    if ((rc = cast_state_get(c, a->cast_id, &cs)) != SPELL_OK)
+        return rc;
+    if (!is_open(cs.status))
+        return STORE_ECONFLICT;
+    charge = a->cost_cents < cs.estimate ? a->cost_cents : cs.estimate;
+    duration = nonneg(a->now_ms - (cs.started_at ? cs.started_at : cs.created_at));
+    if ((rc = run(c, ST_CAST_SUCCEED, NULL, "ieiit", charge, a->artifact_url, a->now_ms,
+                  duration, a->cast_id)) != SPELL_OK ||
+        (rc = run(c, ST_USAGE_CLOSE, NULL, "iiitt", cs.estimate, charge, (int64_t)1, cs.user_id,
+                  cs.period)) != SPELL_OK ||
+        (rc = run(c, ST_USAGE_DAILY_ADD, NULL, "ttti", cs.user_id, cs.period, a->date,
+                  charge)) != SPELL_OK ||
+        (rc = run(c, ST_USAGE_SPELL_ADD, NULL, "ttti", cs.user_id, cs.period, cs.spell_key,
+                  charge)) != SPELL_OK ||
+        (rc = run(c, ST_SPELL_AVERAGE, NULL, "iit", charge, duration, cs.spell_key)) != SPELL_OK)
+        return rc;
+    if ((rc = settle_result(c, &cs, r)) != SPELL_OK)
+        return rc;
+    if (r->soft_limit_crossed &&
+        (rc = run(c, ST_USAGE_SOFT_MARK, NULL, "tt", cs.user_id, cs.period)) != SPELL_OK)
+        return rc;
+    r->cost_cents = charge;
+    if ((rc = ledger_insert(c, cs.user_id, a->cast_id, "settle", charge, a->now_ms,
+                            &r->ledger_seq)) != SPELL_OK)
+        return rc;
+    memset(&ev, 0, sizeof ev);
+    ev.cast_id = a->cast_id;
+    ev.status = "succeeded";
+    ev.progress = 100;
+    ev.message = cs.message;
+    ev.ts = a->now_ms;
+    ev.final = 1;
+    ev.cost_cents = charge;
+    ev.artifact_url = a->artifact_url;
+    return event_emit(c, cs.last_seq, "cast.succeeded", &ev, &r->event_seq);
+}
+
 static int sq_cast_settle(struct store *s, const char *cast_id, int64_t cost_cents,
                           const char *artifact_url, int64_t now_ms,
                           struct store_settle_result *out)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
     struct store_settle_result tmp, *r = out ? out : &tmp;
-    struct cast_state cs;
-    struct event_info ev;
     char date[STORE_DATE_SIZE];
-    struct conn *c;
-    int64_t charge, duration;
+    struct settle_args a = {cast_id, cost_cents, artifact_url, now_ms, date, r};
     int rc;
 
     memset(r, 0, sizeof *r);
@@ -2652,65 +2847,65 @@ static int sq_cast_settle(struct store *s, const char *cast_id, int64_t cost_cen
         return SPELL_EINVAL;
     if ((rc = spell_time_date(now_ms, date, sizeof date)) != SPELL_OK)
         return rc;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    if ((rc = cast_state_get(c, cast_id, &cs)) != SPELL_OK)
-        goto end;
-    if (!is_open(cs.status)) {
-        rc = STORE_ECONFLICT;
-        goto end;
-    }
-    charge = cost_cents < cs.estimate ? cost_cents : cs.estimate;
-    duration = nonneg(now_ms - (cs.started_at ? cs.started_at : cs.created_at));
-    if ((rc = run(c, ST_CAST_SUCCEED, NULL, "ieiit", charge, artifact_url, now_ms, duration,
-                  cast_id)) != SPELL_OK ||
-        (rc = run(c, ST_USAGE_CLOSE, NULL, "iiitt", cs.estimate, charge, (int64_t)1, cs.user_id,
-                  cs.period)) != SPELL_OK ||
-        (rc = run(c, ST_USAGE_DAILY_ADD, NULL, "ttti", cs.user_id, cs.period, date, charge)) !=
-            SPELL_OK ||
-        (rc = run(c, ST_USAGE_SPELL_ADD, NULL, "ttti", cs.user_id, cs.period, cs.spell_key,
-                  charge)) != SPELL_OK ||
-        (rc = run(c, ST_SPELL_AVERAGE, NULL, "iit", charge, duration, cs.spell_key)) != SPELL_OK)
-        goto end;
-    if ((rc = settle_result(c, &cs, r)) != SPELL_OK)
-        goto end;
-    if (r->soft_limit_crossed &&
-        (rc = run(c, ST_USAGE_SOFT_MARK, NULL, "tt", cs.user_id, cs.period)) != SPELL_OK)
-        goto end;
-    r->cost_cents = charge;
-    if ((rc = ledger_insert(c, cs.user_id, cast_id, "settle", charge, now_ms, &r->ledger_seq)) !=
-        SPELL_OK)
-        goto end;
-    memset(&ev, 0, sizeof ev);
-    ev.cast_id = cast_id;
-    ev.status = "succeeded";
-    ev.progress = 100;
-    ev.message = cs.message;
-    ev.ts = now_ms;
-    ev.final = 1;
-    ev.cost_cents = charge;
-    ev.artifact_url = artifact_url;
-    rc = event_emit(c, cs.last_seq, "cast.succeeded", &ev, &r->event_seq);
-end:
-    rc = write_end(ss, &w, rc);
-out:
-    if (rc != SPELL_OK)
+    if ((rc = write_run(sq(s), settle_tx, &a)) != SPELL_OK)
         memset(r, 0, sizeof *r);
     return rc;
+}
+
+struct release_args {
+    const char *cast_id;
+    const char *status;             /* failed or canceled */
+    const char *type;               /* cast.<status> */
+    const char *error_code;
+    const char *error_message;
+    int64_t now_ms;
+    struct store_settle_result *r;
+};
+
+static int release_tx(struct conn *c, void *arg)
+{
+    const struct release_args *a = arg;
+    struct store_settle_result *r = a->r;
+    struct cast_state cs;
+    struct event_info ev;
+    int64_t duration;
+    int rc;
+
+    if ((rc = cast_state_get(c, a->cast_id, &cs)) != SPELL_OK)
+        return rc;
+    if (!is_open(cs.status))
+        return STORE_ECONFLICT;
+    duration = nonneg(a->now_ms - (cs.started_at ? cs.started_at : cs.created_at));
+    if ((rc = run(c, ST_CAST_FAIL, NULL, "tttiit", a->status, a->error_code, a->error_message,
+                  a->now_ms, duration, a->cast_id)) != SPELL_OK ||
+        (rc = run(c, ST_USAGE_CLOSE, NULL, "iiitt", cs.estimate, (int64_t)0, (int64_t)0,
+                  cs.user_id, cs.period)) != SPELL_OK)
+        return rc;
+    if ((rc = settle_result(c, &cs, r)) != SPELL_OK)
+        return rc;
+    r->soft_limit_crossed = 0;
+    if ((rc = ledger_insert(c, cs.user_id, a->cast_id, "release", cs.estimate, a->now_ms,
+                            &r->ledger_seq)) != SPELL_OK)
+        return rc;
+    memset(&ev, 0, sizeof ev);
+    ev.cast_id = a->cast_id;
+    ev.status = a->status;
+    ev.progress = cs.progress;
+    ev.message = cs.message;
+    ev.ts = a->now_ms;
+    ev.final = 1;
+    ev.err_code = a->error_code;
+    ev.err_message = a->error_message;
+    return event_emit(c, cs.last_seq, a->type, &ev, &r->event_seq);
 }
 
 static int sq_cast_release(struct store *s, const char *cast_id, const char *status,
                            const char *error_code, const char *error_message, int64_t now_ms,
                            struct store_settle_result *out)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
     struct store_settle_result tmp, *r = out ? out : &tmp;
-    struct cast_state cs;
-    struct event_info ev;
-    struct conn *c;
     char type[STORE_EVENT_TYPE_SIZE];
-    int64_t duration;
+    struct release_args a;
     int rc;
 
     memset(r, 0, sizeof *r);
@@ -2725,40 +2920,8 @@ static int sq_cast_release(struct store *s, const char *cast_id, const char *sta
         now_ms < 0)
         return SPELL_EINVAL;
     snprintf(type, sizeof type, "cast.%s", status);
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    if ((rc = cast_state_get(c, cast_id, &cs)) != SPELL_OK)
-        goto end;
-    if (!is_open(cs.status)) {
-        rc = STORE_ECONFLICT;
-        goto end;
-    }
-    duration = nonneg(now_ms - (cs.started_at ? cs.started_at : cs.created_at));
-    if ((rc = run(c, ST_CAST_FAIL, NULL, "tttiit", status, error_code, error_message, now_ms,
-                  duration, cast_id)) != SPELL_OK ||
-        (rc = run(c, ST_USAGE_CLOSE, NULL, "iiitt", cs.estimate, (int64_t)0, (int64_t)0,
-                  cs.user_id, cs.period)) != SPELL_OK)
-        goto end;
-    if ((rc = settle_result(c, &cs, r)) != SPELL_OK)
-        goto end;
-    r->soft_limit_crossed = 0;
-    if ((rc = ledger_insert(c, cs.user_id, cast_id, "release", cs.estimate, now_ms,
-                            &r->ledger_seq)) != SPELL_OK)
-        goto end;
-    memset(&ev, 0, sizeof ev);
-    ev.cast_id = cast_id;
-    ev.status = status;
-    ev.progress = cs.progress;
-    ev.message = cs.message;
-    ev.ts = now_ms;
-    ev.final = 1;
-    ev.err_code = error_code;
-    ev.err_message = error_message;
-    rc = event_emit(c, cs.last_seq, type, &ev, &r->event_seq);
-end:
-    rc = write_end(ss, &w, rc);
-out:
-    if (rc != SPELL_OK)
+    a = (struct release_args){cast_id, status, type, error_code, error_message, now_ms, r};
+    if ((rc = write_run(sq(s), release_tx, &a)) != SPELL_OK)
         memset(r, 0, sizeof *r);
     return rc;
 }
@@ -2816,14 +2979,36 @@ static int cast_progress_tx(struct conn *c, const char *cast_id, const struct ca
     return event_emit(c, cs->last_seq, "cast.progress", &ev, NULL);
 }
 
+struct advance_args {
+    const char *cast_id;
+    int start;
+    const char *run_url;
+    int progress;
+    const char *message;
+    int64_t now_ms;
+};
+
+static int advance_tx(struct conn *c, void *arg)
+{
+    const struct advance_args *a = arg;
+    struct cast_state cs;
+    int rc;
+
+    if (a->start)
+        rc = cast_start_tx(c, a->cast_id, a->run_url, a->now_ms, &cs);
+    else
+        rc = cast_state_get(c, a->cast_id, &cs);
+    if (rc == SPELL_OK && a->progress >= 0)
+        rc = cast_progress_tx(c, a->cast_id, &cs, a->progress, a->message, a->now_ms);
+    return rc;
+}
+
 /* Does the start (run_url, with start set), then the progress (with
  * progress >= 0), in one transaction. */
 static int cast_advance(struct sqlite_store *ss, const char *cast_id, int start,
                         const char *run_url, int progress, const char *message, int64_t now_ms)
 {
-    struct write_wait w;
-    struct cast_state cs;
-    struct conn *c;
+    struct advance_args a = {cast_id, start, run_url, progress, message, now_ms};
     int rc;
 
     if ((rc = word_ok(cast_id, STORE_ID_SIZE, 0)) != SPELL_OK)
@@ -2834,17 +3019,7 @@ static int cast_advance(struct sqlite_store *ss, const char *cast_id, int start,
         return rc;
     if (progress > 100 || (!start && progress < 0) || now_ms < 0)
         return SPELL_EINVAL;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    if (start)
-        rc = cast_start_tx(c, cast_id, run_url, now_ms, &cs);
-    else
-        rc = cast_state_get(c, cast_id, &cs);
-    if (rc == SPELL_OK && progress >= 0)
-        rc = cast_progress_tx(c, cast_id, &cs, progress, message, now_ms);
-    rc = write_end(ss, &w, rc);
-out:
-    return rc;
+    return write_run(ss, advance_tx, &a);
 }
 
 static int sq_cast_start(struct store *s, const char *cast_id, const char *run_url,
@@ -3113,13 +3288,31 @@ out:
 
 /* ---- Cast events ----------------------------------------------------- */
 
+struct event_append_args {
+    const char *cast_id;
+    const char *type;
+    const char *data;
+    size_t len;
+    int64_t now_ms;
+    int64_t *seq;                   /* may be NULL */
+};
+
+static int event_append_tx(struct conn *c, void *arg)
+{
+    const struct event_append_args *a = arg;
+    struct cast_state cs;
+    int rc;
+
+    if ((rc = cast_state_get(c, a->cast_id, &cs)) == SPELL_OK)
+        rc = event_insert(c, a->cast_id, cs.last_seq, a->type, a->data, a->len, a->now_ms,
+                          a->seq);
+    return rc;
+}
+
 static int sq_event_append(struct store *s, const char *cast_id, const char *type,
                            const char *data, size_t len, int64_t now_ms, int64_t *seq)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct cast_state cs;
-    struct conn *c;
+    struct event_append_args a = {cast_id, type, data, len, now_ms, seq};
     int rc;
 
     if (seq)
@@ -3130,12 +3323,7 @@ static int sq_event_append(struct store *s, const char *cast_id, const char *typ
         return rc;
     if (now_ms < 0)
         return SPELL_EINVAL;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    if ((rc = cast_state_get(c, cast_id, &cs)) == SPELL_OK)
-        rc = event_insert(c, cast_id, cs.last_seq, type, data, len, now_ms, seq);
-    rc = write_end(ss, &w, rc);
-out:
+    rc = write_run(sq(s), event_append_tx, &a);
     if (rc != SPELL_OK && seq)
         *seq = 0;
     return rc;
@@ -3210,12 +3398,27 @@ static int ledger_row(sqlite3_stmt *st, struct store_ledger_entry *e)
     return bad ? SPELL_EIO : SPELL_OK;
 }
 
+struct ledger_append_args {
+    const char *user_id;            /* may be NULL */
+    const char *cast_id;            /* may be NULL or "" */
+    const char *kind;
+    int64_t amount_cents;
+    int64_t now_ms;
+    int64_t *seq;                   /* may be NULL */
+};
+
+static int ledger_append_tx(struct conn *c, void *arg)
+{
+    const struct ledger_append_args *a = arg;
+
+    return ledger_insert(c, a->user_id, a->cast_id, a->kind, a->amount_cents, a->now_ms,
+                         a->seq);
+}
+
 static int sq_ledger_append(struct store *s, const char *user_id, const char *cast_id,
                             const char *kind, int64_t amount_cents, int64_t now_ms, int64_t *seq)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    struct ledger_append_args a = {user_id, cast_id, kind, amount_cents, now_ms, seq};
     int rc;
 
     if (seq)
@@ -3226,10 +3429,7 @@ static int sq_ledger_append(struct store *s, const char *user_id, const char *ca
         return rc;
     if (!kind || (strcmp(kind, "invoice") != 0 && strcmp(kind, "adjust") != 0) || now_ms < 0)
         return SPELL_EINVAL;
-    if ((rc = write_begin(ss, &w, &c)) == SPELL_OK) {
-        rc = ledger_insert(c, user_id, cast_id, kind, amount_cents, now_ms, seq);
-        rc = write_end(ss, &w, rc);
-    }
+    rc = write_run(sq(s), ledger_append_tx, &a);
     if (rc != SPELL_OK && seq)
         *seq = 0;
     return rc;
@@ -3710,25 +3910,31 @@ out:
     return rc;
 }
 
-static int sq_user_erase(struct store *s, const char *user_id)
+struct user_erase_args {
+    const char *user_id;
+};
+
+static int user_erase_tx(struct conn *c, void *arg)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    const char *user_id = ((const struct user_erase_args *)arg)->user_id;
     int64_t n = 0;
     int rc;
 
-    if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK)
-        return rc;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
     /* The ledger first: its rows outlive the user and only lose the link. */
     if ((rc = run(c, ST_LEDGER_ERASE, NULL, "t", user_id)) == SPELL_OK &&
         (rc = run(c, ST_USER_DELETE, &n, "t", user_id)) == SPELL_OK && n == 0)
         rc = SPELL_ENOTFOUND;
-    rc = write_end(ss, &w, rc);
-out:
     return rc;
+}
+
+static int sq_user_erase(struct store *s, const char *user_id)
+{
+    struct user_erase_args a = {user_id};
+    int rc;
+
+    if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    return write_run(sq(s), user_erase_tx, &a);
 }
 
 /* ---- Billing --------------------------------------------------------- */
@@ -3790,38 +3996,47 @@ static int sq_billing_by_customer(struct store *s, const char *customer_id,
     return billing_find(s, ST_BILLING_BY_CUSTOMER, customer_id, out);
 }
 
-static int sq_billing_customer_set(struct store *s, const char *user_id, const char *customer_id,
-                                   int64_t now_ms)
+struct customer_set_args {
+    const char *user_id;
+    const char *customer_id;
+    int64_t now_ms;
+};
+
+static int customer_set_tx(struct conn *c, void *arg)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    const struct customer_set_args *a = arg;
     sqlite3_stmt *st;
     char have[STORE_PROVIDER_ID_SIZE];
     int rc;
 
-    if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
-        (rc = word_ok(customer_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
-        return rc;
     have[0] = '\0';
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = user_exists(c, user_id);
+    rc = user_exists(c, a->user_id);
     if (rc == 0)
         rc = SPELL_ENOTFOUND;
-    else if (rc == 1 && (rc = query(c, ST_BILLING_GET, &st, "t", user_id)) == SPELL_OK) {
+    else if (rc == 1 && (rc = query(c, ST_BILLING_GET, &st, "t", a->user_id)) == SPELL_OK) {
         rc = step(st);
         if (rc == 1)
             rc = col_copy(st, 1, have, sizeof have) ? SPELL_EIO : SPELL_OK;
         sqlite3_reset(st);
         if (rc == SPELL_OK && have[0])
-            rc = strcmp(have, customer_id) == 0 ? SPELL_OK : STORE_ECONFLICT;
+            rc = strcmp(have, a->customer_id) == 0 ? SPELL_OK : STORE_ECONFLICT;
         else if (rc == SPELL_OK)
-            rc = run(c, ST_BILLING_CUSTOMER_PUT, NULL, "tti", user_id, customer_id, now_ms);
+            rc = run(c, ST_BILLING_CUSTOMER_PUT, NULL, "tti", a->user_id, a->customer_id,
+                     a->now_ms);
     }
-    rc = write_end(ss, &w, rc);
-out:
     return rc;
+}
+
+static int sq_billing_customer_set(struct store *s, const char *user_id, const char *customer_id,
+                                   int64_t now_ms)
+{
+    struct customer_set_args a = {user_id, customer_id, now_ms};
+    int rc;
+
+    if ((rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK ||
+        (rc = word_ok(customer_id, STORE_PROVIDER_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    return write_run(sq(s), customer_set_tx, &a);
 }
 
 static int sq_billing_event_seen(struct store *s, const char *event_id, int *seen)
@@ -3895,13 +4110,38 @@ static int billing_effect(struct conn *c, const struct store_billing_event *ev, 
     return rc;
 }
 
+struct event_apply_args {
+    const struct store_billing_event *ev;
+    int64_t now_ms;
+    int *duplicate;
+    int *applied;                   /* may be NULL */
+};
+
+static int event_apply_tx(struct conn *c, void *arg)
+{
+    const struct event_apply_args *a = arg;
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = query(c, ST_BILLING_EVENT_SEEN, &st, "t", a->ev->event_id)) == SPELL_OK) {
+        rc = step(st);
+        sqlite3_reset(st);
+    }
+    if (rc == 1) {
+        *a->duplicate = 1;
+        rc = SPELL_OK;
+    } else if (rc == 0 &&
+               (rc = run(c, ST_BILLING_EVENT_INSERT, NULL, "tti", a->ev->event_id, a->ev->type,
+                         a->now_ms)) == SPELL_OK) {
+        rc = billing_effect(c, a->ev, a->now_ms, a->applied);
+    }
+    return rc;
+}
+
 static int sq_billing_event_apply(struct store *s, const struct store_billing_event *ev,
                                   int64_t now_ms, int *duplicate, int *applied)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
-    sqlite3_stmt *st;
+    struct event_apply_args a = {ev, now_ms, duplicate, applied};
     int rc;
 
     if (applied)
@@ -3937,22 +4177,7 @@ static int sq_billing_event_apply(struct store *s, const struct store_billing_ev
     default:
         return SPELL_EINVAL;
     }
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    if ((rc = query(c, ST_BILLING_EVENT_SEEN, &st, "t", ev->event_id)) == SPELL_OK) {
-        rc = step(st);
-        sqlite3_reset(st);
-    }
-    if (rc == 1) {
-        *duplicate = 1;
-        rc = SPELL_OK;
-    } else if (rc == 0 &&
-               (rc = run(c, ST_BILLING_EVENT_INSERT, NULL, "tti", ev->event_id, ev->type,
-                         now_ms)) == SPELL_OK) {
-        rc = billing_effect(c, ev, now_ms, applied);
-    }
-    rc = write_end(ss, &w, rc);
-out:
+    rc = write_run(sq(s), event_apply_tx, &a);
     if (rc != SPELL_OK && applied)
         *applied = 0;
     return rc;
@@ -3987,14 +4212,45 @@ static int sq_billing_invoice_get(struct store *s, const char *user_id, const ch
     return rc;
 }
 
+struct invoice_record_args {
+    const char *user_id;
+    const char *period;
+    const char *invoice_id;
+    int64_t amount_cents;
+    int64_t now_ms;
+    int64_t *ledger_seq;            /* may be NULL */
+};
+
+static int invoice_record_tx(struct conn *c, void *arg)
+{
+    const struct invoice_record_args *a = arg;
+    sqlite3_stmt *st;
+    int rc = user_exists(c, a->user_id);
+
+    if (rc == 0)
+        rc = SPELL_ENOTFOUND;
+    else if (rc == 1 &&
+             (rc = query(c, ST_BILLING_INVOICE_GET, &st, "tt", a->user_id, a->period)) ==
+                 SPELL_OK) {
+        rc = step(st);
+        sqlite3_reset(st);
+        if (rc == 1)
+            rc = STORE_ECONFLICT;
+        else if (rc == 0 &&
+                 (rc = run(c, ST_BILLING_INVOICE_INSERT, NULL, "tttii", a->user_id, a->period,
+                           a->invoice_id, a->amount_cents, a->now_ms)) == SPELL_OK)
+            rc = ledger_insert(c, a->user_id, NULL, "invoice", a->amount_cents, a->now_ms,
+                               a->ledger_seq);
+    }
+    return rc;
+}
+
 static int sq_billing_invoice_record(struct store *s, const char *user_id, const char *period,
                                      const char *invoice_id, int64_t amount_cents,
                                      int64_t now_ms, int64_t *ledger_seq)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
-    sqlite3_stmt *st;
+    struct invoice_record_args a = {user_id, period, invoice_id, amount_cents, now_ms,
+                                    ledger_seq};
     int rc;
 
     if (ledger_seq)
@@ -4005,24 +4261,7 @@ static int sq_billing_invoice_record(struct store *s, const char *user_id, const
         return rc;
     if (amount_cents < 0 || now_ms < 0)
         return SPELL_EINVAL;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = user_exists(c, user_id);
-    if (rc == 0)
-        rc = SPELL_ENOTFOUND;
-    else if (rc == 1 &&
-             (rc = query(c, ST_BILLING_INVOICE_GET, &st, "tt", user_id, period)) == SPELL_OK) {
-        rc = step(st);
-        sqlite3_reset(st);
-        if (rc == 1)
-            rc = STORE_ECONFLICT;
-        else if (rc == 0 &&
-                 (rc = run(c, ST_BILLING_INVOICE_INSERT, NULL, "tttii", user_id, period,
-                           invoice_id, amount_cents, now_ms)) == SPELL_OK)
-            rc = ledger_insert(c, user_id, NULL, "invoice", amount_cents, now_ms, ledger_seq);
-    }
-    rc = write_end(ss, &w, rc);
-out:
+    rc = write_run(sq(s), invoice_record_tx, &a);
     if (rc != SPELL_OK && ledger_seq)
         *ledger_seq = 0;
     return rc;
@@ -4127,28 +4366,25 @@ static int gh_user_load(struct conn *c, const char *sql, struct store_user *out,
     return rc;
 }
 
-static int sq_user_upsert_github(struct store *s, int64_t github_id, const struct store_user *u,
-                                 int64_t now_ms, struct store_user *out, int *created)
+struct upsert_github_args {
+    int64_t github_id;
+    const struct store_user *u;
+    int64_t now_ms;
+    struct store_user *out;
+    int *created;
+};
+
+static int upsert_github_tx(struct conn *c, void *arg)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
+    const struct upsert_github_args *a = arg;
+    const struct store_user *u = a->u;
+    struct store_user *out = a->out;
     struct store_user other;
-    struct conn *c;
     int rc;
 
-    if (!out || !created)
-        return SPELL_EINVAL;
-    memset(out, 0, sizeof *out);
-    *created = 0;
-    if (github_id <= 0)
-        return SPELL_EINVAL;
-    if ((rc = user_ok(u)) != SPELL_OK)
-        return rc;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
     rc = gh_user_load(c, "SELECT u.id, u.login, u.name, u.email, u.avatar_url, u.role,"
                          " u.created_at FROM github_identities g JOIN users u ON u.id = g.user_id"
-                         " WHERE g.github_id = ?", out, "i", &github_id);
+                         " WHERE g.github_id = ?", out, "i", &a->github_id);
     if (rc == SPELL_OK) {
         /* A renamed GitHub account keeps its user; its new login must not
          * belong to somebody else. */
@@ -4174,18 +4410,34 @@ static int sq_user_upsert_github(struct store *s, int64_t github_id, const struc
                      u->created_at);
         if (rc == SPELL_OK)
             rc = raw_run(c, "INSERT INTO github_identities (github_id, user_id, created_at)"
-                            " VALUES (?, ?, ?)", NULL, "iti", github_id, u->id, now_ms);
+                            " VALUES (?, ?, ?)", NULL, "iti", a->github_id, u->id, a->now_ms);
         if (rc == SPELL_OK) {
             *out = *u;
-            *created = 1;
+            *a->created = 1;
         }
     }
-    rc = write_end(ss, &w, rc);
+    return rc;
+}
+
+static int sq_user_upsert_github(struct store *s, int64_t github_id, const struct store_user *u,
+                                 int64_t now_ms, struct store_user *out, int *created)
+{
+    struct upsert_github_args a = {github_id, u, now_ms, out, created};
+    int rc;
+
+    if (!out || !created)
+        return SPELL_EINVAL;
+    memset(out, 0, sizeof *out);
+    *created = 0;
+    if (github_id <= 0)
+        return SPELL_EINVAL;
+    if ((rc = user_ok(u)) != SPELL_OK)
+        return rc;
+    rc = write_run(sq(s), upsert_github_tx, &a);
     if (rc != SPELL_OK) {
         memset(out, 0, sizeof *out);
         *created = 0;
     }
-out:
     return rc;
 }
 
@@ -4239,24 +4491,27 @@ static int device_load(struct conn *c, const char *where, const char *key,
     return rc;
 }
 
+struct device_create_args {
+    const struct store_device *d;
+};
+
+static int device_create_tx(struct conn *c, void *arg)
+{
+    const struct store_device *d = ((const struct device_create_args *)arg)->d;
+
+    return raw_run(c, "INSERT INTO device_grants (" DEVICE_COLS ") VALUES"
+                      " (?, ?, 'pending', NULL, ?, ?, 0, ?)", NULL, "ttiii", d->device_hash,
+                   d->user_code, d->created_at, d->expires_at, (int64_t)d->interval_s);
+}
+
 static int sq_device_create(struct store *s, const struct store_device *d)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
-    int rc;
+    struct device_create_args a = {d};
 
     if (!d || hash_ok(d->device_hash) != SPELL_OK || user_code_ok(d->user_code) != SPELL_OK ||
         d->created_at < 0 || d->expires_at <= d->created_at || d->interval_s < 1)
         return SPELL_EINVAL;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = raw_run(c, "INSERT INTO device_grants (" DEVICE_COLS ") VALUES"
-                    " (?, ?, 'pending', NULL, ?, ?, 0, ?)", NULL, "ttiii", d->device_hash,
-                 d->user_code, d->created_at, d->expires_at, (int64_t)d->interval_s);
-    rc = write_end(ss, &w, rc);
-out:
-    return rc;
+    return write_run(sq(s), device_create_tx, &a);
 }
 
 static int sq_device_by_user_code(struct store *s, const char *user_code, int64_t now_ms,
@@ -4281,36 +4536,88 @@ static int sq_device_by_user_code(struct store *s, const char *user_code, int64_
     return rc;
 }
 
+struct device_decide_args {
+    const char *user_code;
+    const char *user_id;            /* NULL to deny */
+    int64_t now_ms;
+};
+
+static int device_decide_tx(struct conn *c, void *arg)
+{
+    const struct device_decide_args *a = arg;
+    int64_t n = 0;
+    int rc;
+
+    rc = raw_run(c, "UPDATE device_grants SET status = ?, user_id = ? WHERE user_code = ?"
+                    " AND status = 'pending' AND expires_at > ?", &n, "ttti",
+                 a->user_id ? "approved" : "denied", a->user_id, a->user_code, a->now_ms);
+    if (rc == SPELL_OK && n == 0)
+        rc = SPELL_ENOTFOUND;
+    return rc;
+}
+
 static int sq_device_decide(struct store *s, const char *user_code, const char *user_id,
                             int64_t now_ms)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
-    int64_t n = 0;
+    struct device_decide_args a = {user_code, user_id, now_ms};
     int rc;
 
     if ((rc = user_code_ok(user_code)) != SPELL_OK ||
         (user_id && (rc = word_ok(user_id, STORE_ID_SIZE, 0)) != SPELL_OK))
         return rc;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = raw_run(c, "UPDATE device_grants SET status = ?, user_id = ? WHERE user_code = ?"
-                    " AND status = 'pending' AND expires_at > ?", &n, "ttti",
-                 user_id ? "approved" : "denied", user_id, user_code, now_ms);
-    if (rc == SPELL_OK && n == 0)
-        rc = SPELL_ENOTFOUND;
-    rc = write_end(ss, &w, rc);
-out:
+    return write_run(sq(s), device_decide_tx, &a);
+}
+
+struct device_poll_args {
+    const char *device_hash;
+    int64_t now_ms;
+    int slow_down_step_s;
+    int *outcome;
+    struct store_device *out;
+};
+
+static int device_poll_tx(struct conn *c, void *arg)
+{
+    const struct device_poll_args *a = arg;
+    struct store_device *out = a->out;
+    int64_t now_ms = a->now_ms;
+    int rc;
+
+    rc = device_load(c, "device_hash", a->device_hash, out);
+    if (rc == SPELL_ENOTFOUND) {
+        rc = SPELL_OK;
+    } else if (rc == SPELL_OK && strcmp(out->status, "consumed") == 0) {
+        *a->outcome = STORE_DEVICE_INVALID;
+    } else if (rc == SPELL_OK && out->expires_at <= now_ms) {
+        *a->outcome = STORE_DEVICE_EXPIRED;
+    } else if (rc == SPELL_OK && out->last_poll_at > 0 &&
+               now_ms - out->last_poll_at < (int64_t)out->interval_s * 1000) {
+        *a->outcome = STORE_DEVICE_SLOW_DOWN;
+        if (out->interval_s <= STORE_DEVICE_INTERVAL_MAX - a->slow_down_step_s)
+            out->interval_s += a->slow_down_step_s;
+        rc = raw_run(c, "UPDATE device_grants SET last_poll_at = ?, interval_s = ?"
+                        " WHERE device_hash = ?", NULL, "iit", now_ms,
+                     (int64_t)out->interval_s, a->device_hash);
+    } else if (rc == SPELL_OK) {
+        if (strcmp(out->status, "approved") == 0)
+            *a->outcome = STORE_DEVICE_APPROVED;
+        else if (strcmp(out->status, "denied") == 0)
+            *a->outcome = STORE_DEVICE_DENIED;
+        else
+            *a->outcome = STORE_DEVICE_PENDING;
+        /* An approval is handed out once: the grant is spent here, in the
+         * same transaction that read it. */
+        rc = raw_run(c, "UPDATE device_grants SET last_poll_at = ?,"
+                        " status = CASE WHEN status = 'approved' THEN 'consumed' ELSE status END"
+                        " WHERE device_hash = ?", NULL, "it", now_ms, a->device_hash);
+    }
     return rc;
 }
 
 static int sq_device_poll(struct store *s, const char *device_hash, int64_t now_ms,
                           int slow_down_step_s, int *outcome, struct store_device *out)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
+    struct device_poll_args a = {device_hash, now_ms, slow_down_step_s, outcome, out};
     int rc;
 
     if (!outcome || !out || slow_down_step_s < 0)
@@ -4319,58 +4626,31 @@ static int sq_device_poll(struct store *s, const char *device_hash, int64_t now_
     *outcome = STORE_DEVICE_INVALID;
     if ((rc = hash_ok(device_hash)) != SPELL_OK)
         return rc;
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = device_load(c, "device_hash", device_hash, out);
-    if (rc == SPELL_ENOTFOUND) {
-        rc = SPELL_OK;
-    } else if (rc == SPELL_OK && strcmp(out->status, "consumed") == 0) {
+    if ((rc = write_run(sq(s), device_poll_tx, &a)) != SPELL_OK)
         *outcome = STORE_DEVICE_INVALID;
-    } else if (rc == SPELL_OK && out->expires_at <= now_ms) {
-        *outcome = STORE_DEVICE_EXPIRED;
-    } else if (rc == SPELL_OK && out->last_poll_at > 0 &&
-               now_ms - out->last_poll_at < (int64_t)out->interval_s * 1000) {
-        *outcome = STORE_DEVICE_SLOW_DOWN;
-        if (out->interval_s <= STORE_DEVICE_INTERVAL_MAX - slow_down_step_s)
-            out->interval_s += slow_down_step_s;
-        rc = raw_run(c, "UPDATE device_grants SET last_poll_at = ?, interval_s = ?"
-                        " WHERE device_hash = ?", NULL, "iit", now_ms,
-                     (int64_t)out->interval_s, device_hash);
-    } else if (rc == SPELL_OK) {
-        if (strcmp(out->status, "approved") == 0)
-            *outcome = STORE_DEVICE_APPROVED;
-        else if (strcmp(out->status, "denied") == 0)
-            *outcome = STORE_DEVICE_DENIED;
-        else
-            *outcome = STORE_DEVICE_PENDING;
-        /* An approval is handed out once: the grant is spent here, in the
-         * same transaction that read it. */
-        rc = raw_run(c, "UPDATE device_grants SET last_poll_at = ?,"
-                        " status = CASE WHEN status = 'approved' THEN 'consumed' ELSE status END"
-                        " WHERE device_hash = ?", NULL, "it", now_ms, device_hash);
-    }
-    rc = write_end(ss, &w, rc);
-    if (rc != SPELL_OK)
-        *outcome = STORE_DEVICE_INVALID;
-out:
     return rc;
+}
+
+struct devices_purge_args {
+    int64_t before_ms;
+    int64_t removed;
+};
+
+static int devices_purge_tx(struct conn *c, void *arg)
+{
+    struct devices_purge_args *a = arg;
+
+    return raw_run(c, "DELETE FROM device_grants WHERE expires_at <= ?", &a->removed, "i",
+                   a->before_ms);
 }
 
 static int sq_devices_purge(struct store *s, int64_t before_ms, int64_t *removed)
 {
-    struct sqlite_store *ss = sq(s);
-    struct write_wait w;
-    struct conn *c;
-    int64_t n = 0;
-    int rc;
+    struct devices_purge_args a = {before_ms, 0};
+    int rc = write_run(sq(s), devices_purge_tx, &a);
 
-    if ((rc = write_begin(ss, &w, &c)) != SPELL_OK)
-        goto out;
-    rc = raw_run(c, "DELETE FROM device_grants WHERE expires_at <= ?", &n, "i", before_ms);
-    rc = write_end(ss, &w, rc);
-out:
     if (removed)
-        *removed = rc == SPELL_OK ? n : 0;
+        *removed = rc == SPELL_OK ? a.removed : 0;
     return rc;
 }
 
@@ -4477,7 +4757,6 @@ int store_sqlite_open(const char *path, struct store **out)
         return SPELL_ENOMEM;
     }
     ss->gc_tail = &ss->gc_head;
-    ss->gc_rc = SPELL_OK;
     ss->base.ops = &sqlite_ops;
     memory = strcmp(path, ":memory:") == 0;
     if (!memory && (rc = conn_open(path, &ss->writer)) != SPELL_OK)
@@ -4514,7 +4793,7 @@ void store_sqlite_hold_writes(struct store *s, int hold)
             pthread_cond_wait(&ss->gc_idle, &ss->gc_lock);
         ss->gc_busy = 1;
     } else if (ss->gc_head) {
-        turn_give(ss);
+        lead_give(ss);
     } else {
         ss->gc_busy = 0;
         pthread_cond_broadcast(&ss->gc_idle);

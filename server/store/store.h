@@ -381,8 +381,10 @@ struct store_reserve_result {
  * an answer without its cast.  The store calls respond() back inside the
  * transaction, with the result, to have the answer written into body
  * (capped at STORE_RESPONSE_MAX); a failure from it rolls everything back.
- * It runs on the caller's thread while the store's other writes wait for
- * it, and must not call back into the store.
+ * It runs on the thread that leads the group commit carrying the
+ * reservation (the caller's own or another caller's) while the store's
+ * other writes wait for it; it must not call back into the store nor
+ * depend on the thread it runs on.
  */
 struct store_reserve {
     /* The new cast: id, user_id, spell_key, spell_version, mode,

@@ -936,6 +936,7 @@ struct responder {
     int calls;
     int fail;
     int64_t seen_remaining;
+    pthread_t thread;               /* the thread of the last call */
 };
 
 static int respond_fn(void *ud, const struct store_reserve_result *r, int *status,
@@ -945,6 +946,7 @@ static int respond_fn(void *ud, const struct store_reserve_result *r, int *statu
 
     rp->calls++;
     rp->seen_remaining = r->remaining_cents;
+    rp->thread = pthread_self();
     if (rp->fail)
         return 1;
     *status = 202;
@@ -1193,19 +1195,25 @@ static void test_reserve_one_key_race(void)
 /* ---- Group commit ------------------------------------------------------ */
 
 /* What a job of a batch does. */
-enum gc_kind { GC_RESERVE, GC_START, GC_PROGRESS, GC_SETTLE, GC_RELEASE, GC_EVENT };
+enum gc_kind {
+    GC_RESERVE, GC_START, GC_PROGRESS, GC_SETTLE, GC_RELEASE, GC_EVENT, GC_USER, GC_LEDGER
+};
 
 /* One write of a batch, run on its own thread: a reservation (the
- * default), or a lifecycle write of the cast c.id. */
+ * default), a lifecycle write of the cast c.id, the user c.user_id with
+ * login (GC_USER) or a ledger adjustment of c.user_id (GC_LEDGER). */
 struct gc_job {
     struct store *s;
     enum gc_kind kind;
     int64_t cost;                   /* GC_SETTLE's cost, GC_PROGRESS's progress */
+    int64_t seq;                    /* GC_EVENT's and GC_LEDGER's seq */
+    char login[32];                 /* GC_USER's */
     struct store_cast c;
     struct store_reserve req;
     struct store_reserve_result r;
     struct store_settle_result st;
     struct responder rp;
+    pthread_t self;                 /* the job's own thread */
     int rc;
 };
 
@@ -1242,6 +1250,7 @@ static void *gc_job_run(void *arg)
 {
     struct gc_job *j = arg;
 
+    j->self = pthread_self();
     switch (j->kind) {
     case GC_RESERVE:
         j->rc = store_cast_reserve(j->s, &j->req, &j->r);
@@ -1261,7 +1270,21 @@ static void *gc_job_run(void *arg)
         break;
     case GC_EVENT:
         j->rc = store_event_append(j->s, j->c.id, "cast.log", "{\"line\":\"x\"}", 12, T0 + 2,
-                                   NULL);
+                                   &j->seq);
+        break;
+    case GC_USER: {
+        struct store_user u;
+
+        memset(&u, 0, sizeof u);
+        snprintf(u.id, sizeof u.id, "%s", j->c.user_id);
+        snprintf(u.login, sizeof u.login, "%s", j->login);
+        strcpy(u.role, "caster");
+        u.created_at = T0;
+        j->rc = store_user_create(j->s, &u);
+        break;
+    }
+    case GC_LEDGER:
+        j->rc = store_ledger_append(j->s, j->c.user_id, "", "adjust", j->cost, T0 + 2, &j->seq);
         break;
     }
     return NULL;
@@ -1699,6 +1722,192 @@ static void test_group_commit_mixed_fails(void)
     db_close(&d);
 }
 
+/* Failures of several kinds in the middle of one held batch, every write
+ * run by the batch's leader (the first job's thread): each failure takes
+ * back only its own writes, the writes after it see what the ones before
+ * it left, and the event sequence has no gap where a write failed. */
+static void test_group_commit_failures_in_batch(void)
+{
+    struct db d;
+    enum { N = 11 };
+    struct gc_job jobs[N];
+    struct store_reserve_result r;
+    struct store_usage u;
+    struct store_idem im;
+    struct store_user got;
+    int64_t checked = 0, bad = -1;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", 1000, -1, T0), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_a", "usr_1", 100, T0, &r), SPELL_OK);
+    /* reserved 100 of 1000 */
+    gc_job_init(&jobs[0], d.s, "cst_n0", "usr_1", 300, "k0", h1);       /* 400 */
+    gc_job_life(&jobs[1], d.s, GC_EVENT, "cst_n0", 0);                  /* seq 2 */
+    gc_job_life(&jobs[2], d.s, GC_EVENT, "cst_404", 0);                 /* no such cast */
+    gc_job_life(&jobs[3], d.s, GC_EVENT, "cst_n0", 0);                  /* seq 3 */
+    gc_job_init(&jobs[4], d.s, "cst_n1", "usr_1", 700, "k1", h1);       /* 1100: over */
+    gc_job_life(&jobs[5], d.s, GC_USER, "", 0);
+    snprintf(jobs[5].c.user_id, sizeof jobs[5].c.user_id, "usr_2");
+    snprintf(jobs[5].login, sizeof jobs[5].login, "bob");
+    gc_job_life(&jobs[6], d.s, GC_USER, "", 0);                         /* login taken */
+    snprintf(jobs[6].c.user_id, sizeof jobs[6].c.user_id, "usr_3");
+    snprintf(jobs[6].login, sizeof jobs[6].login, "bob");
+    gc_job_init(&jobs[7], d.s, "cst_n2", "usr_2", 50, "k2", h1);        /* the new user's */
+    gc_job_init(&jobs[8], d.s, "cst_n3", "usr_1", 100, "k3", h1);
+    jobs[8].rp.fail = 1;                                                /* its answer fails */
+    gc_job_life(&jobs[9], d.s, GC_LEDGER, "", -25);
+    snprintf(jobs[9].c.user_id, sizeof jobs[9].c.user_id, "usr_1");
+    gc_job_init(&jobs[10], d.s, "cst_n4", "usr_1", 600, NULL, NULL);    /* 1000: the limit */
+    CHECK_INT((int)gc_run(d.s, jobs, N), 1);
+
+    CHECK_INT(jobs[0].rc, SPELL_OK);
+    CHECK_INT(jobs[0].r.outcome, STORE_RESERVED);
+    CHECK_INT((int)jobs[0].r.remaining_cents, 600);
+    CHECK_INT(jobs[1].rc, SPELL_OK);
+    CHECK_INT((int)jobs[1].seq, 2);
+    CHECK_INT(jobs[2].rc, SPELL_ENOTFOUND);
+    CHECK_INT((int)jobs[2].seq, 0);
+    CHECK_INT(jobs[3].rc, SPELL_OK);
+    CHECK_INT((int)jobs[3].seq, 3);
+    CHECK_INT(jobs[4].rc, SPELL_OK);
+    CHECK_INT(jobs[4].r.outcome, STORE_BUDGET_EXCEEDED);
+    CHECK_INT((int)jobs[4].r.remaining_cents, 600);
+    CHECK_INT(jobs[4].rp.calls, 0);
+    CHECK_INT(jobs[5].rc, SPELL_OK);
+    CHECK_INT(jobs[6].rc, STORE_ECONFLICT);
+    CHECK_INT(jobs[7].rc, SPELL_OK);
+    CHECK_INT(jobs[7].r.outcome, STORE_RESERVED);
+    CHECK_INT(jobs[8].rc, SPELL_EABORT);
+    CHECK_INT(jobs[8].rp.calls, 1);
+    CHECK_INT(jobs[8].r.outcome, 0);
+    CHECK_INT(jobs[9].rc, SPELL_OK);
+    CHECK_INT((int)jobs[9].seq, 4);     /* cst_a, cst_n0, cst_n2, then this */
+    CHECK_INT(jobs[10].rc, SPELL_OK);
+    CHECK_INT(jobs[10].r.outcome, STORE_RESERVED);
+    CHECK_INT((int)jobs[10].r.remaining_cents, 0);
+    CHECK_INT((int)jobs[10].r.ledger_seq, 5);
+
+    /* One thread ran the batch: the answers of reservations made by other
+     * threads were written on the first job's thread. */
+    CHECK(pthread_equal(jobs[0].rp.thread, jobs[0].self));
+    CHECK(pthread_equal(jobs[7].rp.thread, jobs[0].self));
+    CHECK(pthread_equal(jobs[8].rp.thread, jobs[0].self));
+    CHECK(!pthread_equal(jobs[7].self, jobs[0].self));
+
+    CHECK_INT(cast_exists(d.s, "cst_n0"), 1);
+    CHECK_INT(cast_exists(d.s, "cst_n1"), 0);
+    CHECK_INT(cast_exists(d.s, "cst_n2"), 1);
+    CHECK_INT(cast_exists(d.s, "cst_n3"), 0);
+    CHECK_INT(cast_exists(d.s, "cst_n4"), 1);
+    CHECK_INT(store_user_get(d.s, "usr_2", &got), SPELL_OK);
+    CHECK_STR(got.login, "bob");
+    CHECK_INT(store_user_get(d.s, "usr_3", &got), SPELL_ENOTFOUND);
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.reserved_cents, 1000);
+    CHECK_INT((int)u.spent_cents, 0);
+    CHECK_INT(store_usage_get(d.s, "usr_2", "2026-11", &u), SPELL_OK);
+    CHECK_INT((int)u.reserved_cents, 50);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM cast_events WHERE cast_id = 'cst_n0'"),
+              3);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM cast_events WHERE cast_id = 'cst_n3'"),
+              0);
+    CHECK_INT((int)raw_int(d.path, "SELECT COUNT(*) FROM idempotency"), 2);     /* k0, k2 */
+    CHECK_INT(store_idem_lookup(d.s, "usr_1", "k3", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_NEW);
+    store_idem_clear(&im);
+    CHECK_INT(store_idem_lookup(d.s, "usr_2", "k2", h1, T0, &im), SPELL_OK);
+    CHECK_INT(im.state, STORE_IDEM_REPLAY);
+    CHECK_STR(im.body, "{\"remaining\":4950}");
+    store_idem_clear(&im);
+    CHECK_INT((int)ledger_count(d.path), 5);
+    CHECK_INT((int)raw_int(d.path, "SELECT SUM(amount_cents) FROM ledger"),
+              100 + 300 + 50 - 25 + 600);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT((int)checked, 5);
+    db_close(&d);
+}
+
+/* The widest writes of one statement bind every parameter they name: the
+ * spell upsert (13, the longest format) and the user (7) come back field
+ * for field, and a key's 'z' parameters bind NULL for 0. */
+static void test_widest_writes(void)
+{
+    struct db d;
+    struct store_spell sp, got;
+    struct store_user u, gu;
+    struct store_key k, gk;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    memset(&u, 0, sizeof u);
+    strcpy(u.id, "usr_w");
+    strcpy(u.login, "wide");
+    strcpy(u.name, "W\xc3\xa9 Wide");
+    strcpy(u.email, "w@example.org");
+    strcpy(u.avatar_url, "https://example.org/w.png");
+    strcpy(u.role, "maker");
+    u.created_at = T0 + 7;
+    CHECK_INT(store_user_create(d.s, &u), SPELL_OK);
+    CHECK_INT(store_user_get(d.s, "usr_w", &gu), SPELL_OK);
+    CHECK_STR(gu.id, u.id);
+    CHECK_STR(gu.login, u.login);
+    CHECK_STR(gu.name, u.name);
+    CHECK_STR(gu.email, u.email);
+    CHECK_STR(gu.avatar_url, u.avatar_url);
+    CHECK_STR(gu.role, u.role);
+    CHECK_INT(gu.created_at, T0 + 7);
+    CHECK_INT(store_user_create(d.s, &u), STORE_ECONFLICT);
+
+    memset(&sp, 0, sizeof sp);
+    strcpy(sp.key, "wide");
+    strcpy(sp.name, "Wide");
+    strcpy(sp.summary, "Binds every parameter.");
+    strcpy(sp.version, "3.1.4");
+    strcpy(sp.status, "draft");
+    strcpy(sp.execution_mode, "clone");
+    strcpy(sp.pricing_model, "metered");
+    sp.flat_cents = 11;
+    sp.base_cents = 13;
+    sp.per_kb_cents = 17;
+    sp.inputs_schema = (char *)"{\"type\":\"object\",\"x\":1}";
+    sp.execution = (char *)"{\"command\":[\"w.sh\"]}";
+    CHECK_INT(store_spell_upsert(d.s, &sp, T0 + 9), SPELL_OK);
+    CHECK_INT(store_spell_get(d.s, "wide", &got), SPELL_OK);
+    CHECK_STR(got.key, sp.key);
+    CHECK_STR(got.name, sp.name);
+    CHECK_STR(got.summary, sp.summary);
+    CHECK_STR(got.version, sp.version);
+    CHECK_STR(got.status, sp.status);
+    CHECK_STR(got.execution_mode, sp.execution_mode);
+    CHECK_STR(got.pricing_model, sp.pricing_model);
+    CHECK_INT(got.flat_cents, 11);
+    CHECK_INT(got.base_cents, 13);
+    CHECK_INT(got.per_kb_cents, 17);
+    CHECK_STR(got.inputs_schema, sp.inputs_schema);
+    CHECK_STR(got.execution, sp.execution);
+    store_spell_clear(&got);
+    CHECK_INT(raw_int(d.path, "SELECT created_at FROM spells WHERE key = 'wide'"), T0 + 9);
+    CHECK_INT(raw_int(d.path, "SELECT updated_at FROM spells WHERE key = 'wide'"), T0 + 9);
+
+    memset(&k, 0, sizeof k);
+    strcpy(k.id, "key_w");
+    strcpy(k.user_id, "usr_w");
+    strcpy(k.prefix, "sk_wide1");
+    strcpy(k.name, "laptop");
+    strcpy(k.hash, "$argon2id$v=19$m=65536,t=3,p=1$c2FsdA$aGFzaA");
+    k.created_at = T0;
+    k.revoked_at = T0 + 5;
+    CHECK_INT(store_key_create(d.s, &k), SPELL_OK);
+    CHECK_INT(raw_int(d.path, "SELECT last_used_at IS NULL FROM api_keys WHERE id = 'key_w'"),
+              1);
+    CHECK_INT(raw_int(d.path, "SELECT revoked_at FROM api_keys WHERE id = 'key_w'"), T0 + 5);
+    CHECK_INT(store_key_by_prefix(d.s, "sk_wide1", &gk), SPELL_OK);
+    CHECK_STR(gk.name, "laptop");
+    CHECK_STR(gk.hash, k.hash);
+    CHECK_INT(gk.last_used_at, 0);
+    db_close(&d);
+}
+
 /* ---- Writers and readers at once --------------------------------------- */
 
 #define LIFE_WRITERS 256
@@ -2012,6 +2221,206 @@ static void test_concurrent_events_gapless(void)
     CHECK_INT(c.last_seq, 1 + EV_THREADS * EV_EACH);
     store_cast_clear(&c);
     db_close(&d);
+}
+
+/* Many threads each make a run of reservations and event appends, some
+ * over the budget and some for casts that were never made: every caller
+ * gets its own right answer, and the data is exact to the cent. */
+#define MANY_THREADS 32
+#define MANY_ROUNDS 100             /* a reservation and an event each */
+#define MANY_EST 3
+#define MANY_FIT 3000               /* reservations the budget holds */
+
+struct many {
+    struct store *s;
+    int index;
+    int reserved;
+    int exceeded;
+    int exceeded_even;              /* over budget in an even round */
+    int own_events;                 /* events on its own casts */
+    int own_missing;                /* events refused: the cast was never made */
+    int errors;                     /* any answer other than the right one */
+    int64_t seqs[MANY_ROUNDS / 2];  /* the seqs it got on the shared cast */
+};
+
+static void *many_writer(void *arg)
+{
+    struct many *m = arg;
+    struct store_reserve_result r;
+    char id[STORE_ID_SIZE];
+    int64_t seq;
+    int i, rc, made;
+
+    for (i = 0; i < MANY_ROUNDS; i++) {
+        snprintf(id, sizeof id, "cst_m%02d_%03d", m->index, i);
+        rc = reserve(m->s, id, "usr_1", MANY_EST, T0, &r);
+        made = rc == SPELL_OK && r.outcome == STORE_RESERVED;
+        if (made) {
+            m->reserved++;
+        } else if (rc == SPELL_OK && r.outcome == STORE_BUDGET_EXCEEDED) {
+            m->exceeded++;
+            m->exceeded_even += i % 2 == 0;
+        } else {
+            m->errors++;
+        }
+        seq = -1;
+        if (i % 2 == 0) {
+            /* Its own cast: the event after cast.queued, or none. */
+            rc = store_event_append(m->s, id, "cast.log", "{\"n\":1}", 7, T0 + 1, &seq);
+            if (made && rc == SPELL_OK && seq == 2)
+                m->own_events++;
+            else if (!made && rc == SPELL_ENOTFOUND && seq == 0)
+                m->own_missing++;
+            else
+                m->errors++;
+        } else {
+            rc = store_event_append(m->s, "cst_shared", "cast.log", "{\"n\":2}", 7, T0 + 1,
+                                    &seq);
+            if (rc == SPELL_OK)
+                m->seqs[i / 2] = seq;
+            else
+                m->errors++;
+        }
+    }
+    return NULL;
+}
+
+static void test_group_commit_many_threads(void)
+{
+    struct db d;
+    static struct many ms[MANY_THREADS];
+    static char seen[MANY_THREADS * MANY_ROUNDS / 2 + 2];
+    pthread_t th[MANY_THREADS];
+    struct store_reserve_result r;
+    struct store_usage u;
+    struct gap_check g = {1, 0};
+    struct store_cast c;
+    int64_t checked = 0, bad = -1, s;
+    int i, j, reserved = 0, exceeded = 0, exceeded_even = 0, own = 0, missing = 0;
+    int errors = 0, dup = 0, out_of_range = 0;
+    const int shared = MANY_THREADS * MANY_ROUNDS / 2;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    CHECK_INT(store_budget_set(d.s, "usr_1", "2026-11", MANY_FIT * MANY_EST, -1, T0), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_shared", "usr_1", 0, T0, &r), SPELL_OK);
+    memset(ms, 0, sizeof ms);
+    memset(seen, 0, sizeof seen);
+    for (i = 0; i < MANY_THREADS; i++) {
+        ms[i].s = d.s;
+        ms[i].index = i;
+        CHECK_INT(pthread_create(&th[i], NULL, many_writer, &ms[i]), 0);
+    }
+    for (i = 0; i < MANY_THREADS; i++)
+        pthread_join(th[i], NULL);
+    for (i = 0; i < MANY_THREADS; i++) {
+        reserved += ms[i].reserved;
+        exceeded += ms[i].exceeded;
+        exceeded_even += ms[i].exceeded_even;
+        own += ms[i].own_events;
+        missing += ms[i].own_missing;
+        errors += ms[i].errors;
+        for (j = 0; j < MANY_ROUNDS / 2; j++) {
+            s = ms[i].seqs[j];
+            if (s < 2 || s > shared + 1)
+                out_of_range++;
+            else if (seen[s]++)
+                dup++;
+        }
+    }
+    CHECK_INT(errors, 0);
+    CHECK_INT(reserved, MANY_FIT);
+    CHECK_INT(exceeded, MANY_THREADS * MANY_ROUNDS - MANY_FIT);
+    CHECK_INT(missing, exceeded_even);
+    CHECK_INT(own + missing, MANY_THREADS * MANY_ROUNDS / 2);
+    /* The shared cast's seqs: 2 .. shared + 1, each handed out once. */
+    CHECK_INT(out_of_range, 0);
+    CHECK_INT(dup, 0);
+    CHECK_INT(store_events_after(d.s, "cst_shared", 0, 0, gap_fn, &g), SPELL_OK);
+    CHECK_INT(g.gaps, 0);
+    CHECK_INT(g.expect, 1 + 1 + shared);
+    CHECK_INT(store_cast_get(d.s, "cst_shared", NULL, &c), SPELL_OK);
+    CHECK_INT(c.last_seq, 1 + shared);
+    store_cast_clear(&c);
+
+    CHECK_INT(store_usage_get(d.s, "usr_1", "2026-11", &u), SPELL_OK);
+    CHECK_INT(u.reserved_cents, (int64_t)MANY_FIT * MANY_EST);
+    CHECK_INT(u.remaining_cents, 0);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM casts"), MANY_FIT + 1);
+    CHECK_INT(raw_int(d.path, "SELECT COALESCE(SUM(estimated_cost_cents), 0) FROM casts"),
+              (int64_t)MANY_FIT * MANY_EST);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM cast_events"), MANY_FIT + 1 + own + shared);
+    CHECK_INT(ledger_count(d.path), MANY_FIT + 1);
+    CHECK_INT(raw_int(d.path, "SELECT SUM(amount_cents) FROM ledger"),
+              (int64_t)MANY_FIT * MANY_EST);
+    CHECK_INT(store_ledger_verify(d.s, &checked, &bad), SPELL_OK);
+    CHECK_INT(checked, MANY_FIT + 1);
+    CHECK_INT(bad, 0);
+    db_close(&d);
+}
+
+/* An in-memory database writes on the pool's one connection, which the
+ * readers want too: writers and readers at once all get through. */
+#define MEM_WRITERS 8
+#define MEM_EACH 40
+
+struct mem_race {
+    struct store *s;
+    int index;
+    int reserved;
+    int errors;
+};
+
+static void *mem_writer(void *arg)
+{
+    struct mem_race *m = arg;
+    struct store_reserve_result r;
+    struct store_usage u;
+    char id[STORE_ID_SIZE];
+    int i;
+
+    for (i = 0; i < MEM_EACH; i++) {
+        snprintf(id, sizeof id, "cst_%d_%d", m->index, i);
+        if (reserve(m->s, id, "usr_m", 2, T0, &r) == SPELL_OK && r.outcome == STORE_RESERVED)
+            m->reserved++;
+        else
+            m->errors++;
+        if (store_usage_get(m->s, "usr_m", "2026-11", &u) != SPELL_OK ||
+            u.reserved_cents < 2 * (int64_t)m->reserved)
+            m->errors++;
+    }
+    return NULL;
+}
+
+static void test_memory_database_writers(void)
+{
+    struct store *s = NULL;
+    struct mem_race ms[MEM_WRITERS];
+    pthread_t th[MEM_WRITERS];
+    struct store_usage u;
+    int64_t checked = 0, bad = -1;
+    int i, reserved = 0, errors = 0;
+
+    CHECK_INT(store_open(":memory:", &s), SPELL_OK);
+    make_user(s, "usr_m", "mem");
+    memset(ms, 0, sizeof ms);
+    for (i = 0; i < MEM_WRITERS; i++) {
+        ms[i].s = s;
+        ms[i].index = i;
+        CHECK_INT(pthread_create(&th[i], NULL, mem_writer, &ms[i]), 0);
+    }
+    for (i = 0; i < MEM_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        reserved += ms[i].reserved;
+        errors += ms[i].errors;
+    }
+    CHECK_INT(errors, 0);
+    CHECK_INT(reserved, MEM_WRITERS * MEM_EACH);
+    CHECK_INT(store_usage_get(s, "usr_m", "2026-11", &u), SPELL_OK);
+    CHECK_INT(u.reserved_cents, 2 * MEM_WRITERS * MEM_EACH);
+    CHECK_INT(store_ledger_verify(s, &checked, &bad), SPELL_OK);
+    CHECK_INT(checked, MEM_WRITERS * MEM_EACH);
+    store_close(s);
 }
 
 static void test_event_append_input(void)
@@ -2573,6 +2982,10 @@ int main(void)
     RUN(test_group_commit_mixed);
     RUN(test_group_commit_mixed_failures);
     RUN(test_group_commit_mixed_fails);
+    RUN(test_group_commit_failures_in_batch);
+    RUN(test_group_commit_many_threads);
+    RUN(test_memory_database_writers);
+    RUN(test_widest_writes);
     RUN(test_lifecycle_writers_and_readers);
     RUN(test_concurrent_events_gapless);
     RUN(test_event_append_input);
