@@ -88,6 +88,7 @@ struct options {
     int64_t http_threads;
     int64_t max_connections;
     int64_t spell_timeout_s;
+    int64_t idle_timeout_s;
     int64_t spell_max_output;
     int64_t spell_max_memory;
     int64_t spell_nice;
@@ -138,6 +139,9 @@ static const struct opt opts[] = {
       "HTTP event-loop threads (16)" },
     { "max-connections", "SPELL_MAX_CONNECTIONS", OPT_INT, CMD_SERVE, O(max_connections), 1,
       19000, "N", "open connections at once, SSE streams included (16384)" },
+    { "idle-timeout", "SPELL_IDLE_TIMEOUT", OPT_INT, CMD_SERVE, O(idle_timeout_s), 1, 3600,
+      "SECONDS", "a connection with no request under way is closed after this (60);\n"
+      "                               SSE streams are kept open by their pings" },
     { "access-log", "SPELL_ACCESS_LOG", OPT_STRING, CMD_SERVE, O(access_log), 0, 0,
       "FILE|-|off", "where access log lines go; - is stderr (-)" },
     { "port-file", NULL, OPT_STRING, CMD_SERVE, O(port_file), 0, 0, "FILE",
@@ -740,6 +744,7 @@ static int cmd_serve(const struct options *o)
     hc.nroutes = nroutes;
     hc.threads = (unsigned)o->http_threads;
     hc.max_connections = (unsigned)o->max_connections;
+    hc.timeout_s = (unsigned)o->idle_timeout_s;
     hc.access_log = access;
     hc.metrics = srv.metrics;
     hc.clock.now_ms = srv.clock.now_ms;
@@ -949,6 +954,7 @@ int main(int argc, char **argv)
     o.http_threads = 16;
     o.max_connections = 16384;
     o.spell_timeout_s = 300;
+    o.idle_timeout_s = 60;
     o.spell_max_output = INT64_C(1) << 20;
     o.spell_max_memory = INT64_C(512) << 20;
     o.spell_nice = 10;

@@ -34,6 +34,8 @@ usage_case "a number with a tail" "--rate-user-per-min: '60x' is not a whole num
     "$SPELL_SERVER" serve --rate-user-per-min=60x
 usage_case "a number out of range" "--workers: 257 is out of range" \
     "$SPELL_SERVER" serve --workers 257
+usage_case "an idle timeout of 0" "--idle-timeout: 0 is out of range" \
+    "$SPELL_SERVER" serve --idle-timeout 0
 usage_case "a niceness past 19" "--spell-nice: 20 is out of range" \
     "$SPELL_SERVER" serve --spell-nice 20
 usage_case "a negative niceness" "SPELL_SPELL_NICE: -1 is out of range" \

@@ -3,7 +3,7 @@
 # while the database file is moved away, the 64 KiB body cap exactly at
 # its boundary, bad UTF-8 in path parameters, the RateLimit fields on
 # successful answers, live and expired sessions, an access log without
-# secrets, and --help against the man page and docs/operations.md (every
+# secrets, idle connections closed after --idle-timeout, and --help against the man page and docs/operations.md (every
 # flag and its variable).
 . "$(dirname "$0")/lib.sh"
 
@@ -145,6 +145,50 @@ if grep -qiE 'authorization|cookie|bearer' "$T/access.log"; then
 else
     pass "no credential headers in the access log"
 fi
+
+# ---- idle connections (--idle-timeout) ----
+# A connection that sends nothing, one that stops halfway through its
+# request line, and one that stops inside its headers are all closed by
+# the server, not at once (the bound is the flag, 2 s here) and well
+# before the 60 s default; a progress stream with nothing to say outlives
+# the bound (with --workers 0 the cast stays queued, so its stream waits).
+server_start --idle-timeout 2 --workers 0
+python3 - "$PORT" >"$T/idle.out" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+for name, send in (("silent", b""), ("half a request line", b"GET /healthz HT"),
+                   ("headers never ended", b"GET /healthz HTTP/1.1\r\nHost: x\r\n")):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(40)
+    t0 = time.monotonic()
+    if send:
+        s.sendall(send)
+    try:
+        got = s.recv(4096)
+        how = "closed" if got == b"" else "answered %r" % got[:40]
+    except socket.timeout:
+        how = "still open"
+    except ConnectionResetError:
+        how = "closed"
+    print("%s: %s after %s" % (name, how, "1s+" if time.monotonic() - t0 >= 1 else "<1s"))
+    s.close()
+PY
+is "$(sed -n 1p "$T/idle.out")" "silent: closed after 1s+" "a silent connection is closed after the idle time"
+is "$(sed -n 2p "$T/idle.out")" "half a request line: closed after 1s+" \
+    "a request line that stops is closed after the idle time"
+is "$(sed -n 3p "$T/idle.out")" "headers never ended: closed after 1s+" \
+    "headers that never end are closed after the idle time"
+st=$(cast echo '{"message": "waits"}')
+is "$st" 202 "a cast that stays queued"
+wait_id=$(jb .cast_id)
+timeout 6 curl -sN -H "Authorization: Bearer $KEY" "$BASE/v1/casts/$wait_id/events" \
+    >"$T/idle-sse.out" 2>/dev/null
+is "$?" 124 "its progress stream stays open past the idle time (cut by the test after 6 s)"
+api GET "/v1/casts/$wait_id" >/dev/null
+is "$(jb .status)" queued "the cast is still queued"
+is "$(anon GET /healthz)" 200 "the server is still up"
+server_stop
+is "$STOPPED" 0 "the server stops cleanly after idle connections"
 
 # ---- --help, the man page and docs/operations.md ----
 help=$("$SPELL_SERVER" serve --help; "$SPELL_SERVER" users add --help)
