@@ -463,17 +463,76 @@ static bool retryable(int rc, const struct github_resp *r)
     return r->status >= 500 || r->status == 429 || (r->status == 403 && r->rate_limited);
 }
 
-/* SPELL_OK once dispatched; otherwise the cast was failed here (msg). */
+/* Whether a retryable failure leaves open that GitHub made the run: no
+ * answer arrived, and the request may have been sent (a call the client
+ * held back for the rate limit sent nothing).  An HTTP status is a clear
+ * refusal: GitHub made no run. */
+static bool ambiguous(int rc, const struct github_resp *r)
+{
+    return rc != SPELL_OK && r->status == 0 && !(rc == SPELL_EABORT && r->rate_limited);
+}
+
+/*
+ * The wait of wait_ms before the dispatch is sent again.  With search set
+ * (the last attempt's outcome is unknown) the runs list is searched every
+ * FIND_EVERY_MS meanwhile, for at least WORKFLOW_FIND_MS and until it has
+ * answered once: 1 when the cast's run is there (the attempt went
+ * through; *run_id and html filled in), 0 to send again, SPELL_EABORT when
+ * the executor stops, SPELL_ETIMEOUT when the deadline comes first.
+ */
+static int retry_wait(struct executor *e, struct exec_slot *slot, const struct wf_config *cfg,
+                      const char *cast_id, int64_t wait_ms, bool search, int64_t deadline,
+                      int64_t *run_id, char *html, size_t htmlsize)
+{
+    struct server *srv = exec_server(e);
+    int64_t start = srv_now_ms(&srv->clock), now, next_find = start;
+    bool answered = !search;
+    int found;
+
+    if (search && wait_ms < WORKFLOW_FIND_MS)
+        wait_ms = WORKFLOW_FIND_MS;
+    for (;;) {
+        if (exec_slot_flags(e, slot) & EXEC_FLAG_STOP)
+            return SPELL_EABORT;
+        now = srv_now_ms(&srv->clock);
+        if (search && now >= next_find) {
+            next_find = now + FIND_EVERY_MS;
+            found = find_run(srv, cfg, cast_id, run_id, html, htmlsize);
+            if (found == 1)
+                return 1;
+            *run_id = 0;
+            if (found == 0)
+                answered = true;
+            now = srv_now_ms(&srv->clock);
+        }
+        if (now - start >= wait_ms && answered)
+            return 0;
+        if (now >= deadline)
+            return SPELL_ETIMEOUT;
+        sleep_ms(STEP_MS);
+    }
+}
+
+/*
+ * SPELL_OK once dispatched (*run_id is set when the run was already found
+ * in the runs list, else 0); otherwise msg says why (the caller fails the
+ * cast), or SPELL_EABORT when the executor stops.  A retry after an attempt
+ * whose outcome is unknown first searches the runs list, so a dispatch
+ * that went through is not sent a second time.
+ */
 static int dispatch(struct executor *e, struct exec_slot *slot, const struct wf_config *cfg,
-                    const struct store_cast *c, int64_t deadline, char *msg, size_t msglen)
+                    const struct store_cast *c, int64_t deadline, int64_t *run_id, char *html,
+                    size_t htmlsize, char *msg, size_t msglen)
 {
     struct server *srv = exec_server(e);
     struct github_resp r;
-    char path[600], *body = NULL;
+    char path[600], last[160], *body = NULL;
     int64_t wait;
     int rc, attempt = 0;
+    bool unknown;
     uint32_t rnd;
 
+    *run_id = 0;
     if (cfg->repository)
         snprintf(path, sizeof path, "/repos/%s/dispatches", cfg->repo);
     else
@@ -503,6 +562,7 @@ static int dispatch(struct executor *e, struct exec_slot *slot, const struct wf_
             rc = SPELL_EINVAL;
             break;
         }
+        unknown = ambiguous(rc, &r);
         spell_random_bytes(&rnd, sizeof rnd);
         wait = spell_http_backoff_ms(attempt < 10 ? attempt : 10, BACKOFF_BASE_MS,
                                      BACKOFF_MAX_MS, rnd);
@@ -511,23 +571,30 @@ static int dispatch(struct executor *e, struct exec_slot *slot, const struct wf_
         if (r.rate_limited && r.retry_after_ms > wait)
             wait = r.retry_after_ms;
         attempt++;
-        if (srv_now_ms(&srv->clock) + wait >= deadline) {
-            snprintf(msg, msglen,
-                     "GitHub did not accept the dispatch before the cast's deadline "
-                     "(%d attempts; last: %.150s)",
-                     attempt, r.error[0] ? r.error : spell_strerror(rc));
-            github_resp_free(&r);
+        snprintf(last, sizeof last, "%.150s", r.error[0] ? r.error : spell_strerror(rc));
+        github_resp_free(&r);
+        /* After an unknown outcome the list is searched even when the
+         * deadline is near: a run that exists is followed (and canceled
+         * at the deadline), not left behind. */
+        if (!unknown && srv_now_ms(&srv->clock) + wait >= deadline)
             rc = SPELL_ETIMEOUT;
+        else
+            rc = retry_wait(e, slot, cfg, c->id, wait, unknown, deadline, run_id, html,
+                            htmlsize);
+        if (rc == 1) {
+            rc = SPELL_OK;
             break;
         }
-        github_resp_free(&r);
-        for (int64_t t = 0; t < wait; t += STEP_MS) {
-            if (exec_slot_flags(e, slot) & EXEC_FLAG_STOP) {
-                cJSON_free(body);
-                snprintf(msg, msglen, "stopping");
-                return SPELL_EABORT;
-            }
-            sleep_ms(wait - t < STEP_MS ? wait - t : STEP_MS);
+        if (rc == SPELL_ETIMEOUT) {
+            snprintf(msg, msglen,
+                     "GitHub did not accept the dispatch before the cast's deadline "
+                     "(%d attempts; last: %s)",
+                     attempt, last);
+            break;
+        }
+        if (rc == SPELL_EABORT) {
+            snprintf(msg, msglen, "stopping");
+            break;
         }
     }
     cJSON_free(body);
@@ -632,9 +699,9 @@ void workflow_run(struct executor *e, struct exec_slot *slot, const struct store
     struct store_cast c;
     struct wf_config cfg;
     char msg[600], html[STORE_URL_SIZE] = "";
-    int64_t run_id = 0, deadline, now, next_poll = 0, next_find = 0, find_until;
-    bool have_spell = false, running;
-    int rc, flags;
+    int64_t run_id = 0, marked = 0, deadline, now, next_poll = 0, next_find = 0, find_until;
+    bool have_spell = false, running, unknown = false;
+    int rc, flags, already = 0;
 
     memset(&sp, 0, sizeof sp);
     if (!srv->github) {
@@ -655,22 +722,44 @@ void workflow_run(struct executor *e, struct exec_slot *slot, const struct store
     if (store_cast_run_id(srv->store, c0->id, &run_id) != SPELL_OK)
         goto out;
     if (run_id == 0) {
-        /* A run named after the cast may exist already (a restart after the
-         * dispatch): never dispatch twice. */
-        rc = find_run(srv, &cfg, c0->id, &run_id, html, sizeof html);
-        if (rc != 1 && strcmp(c0->status, "queued") == 0) {
+        if (store_cast_dispatched_at(srv->store, c0->id, &marked) != SPELL_OK)
+            goto out;
+        /* A run named after the cast may be listed already (a restart
+         * after the dispatch). */
+        if (find_run(srv, &cfg, c0->id, &run_id, html, sizeof html) != 1)
             run_id = 0;
-            rc = dispatch(e, slot, &cfg, c0, deadline, msg, sizeof msg);
-            if (rc == SPELL_EABORT)
-                goto out;
+        if (run_id == 0 && marked == 0 && strcmp(c0->status, "queued") == 0) {
+            /* The mark is committed before the request leaves: whatever
+             * happens from here on, the cast is never dispatched again. */
+            rc = store_cast_mark_dispatch(srv->store, c0->id, srv_now_ms(&srv->clock),
+                                          &already);
             if (rc != SPELL_OK) {
-                lifecycle_fail(srv, c0->id,
-                               rc == SPELL_ETIMEOUT ? EXEC_ERR_TIMEOUT : EXEC_ERR_INTERNAL, msg);
+                snprintf(msg, sizeof msg, "the dispatch could not be recorded, so it was not "
+                                          "sent: %s", spell_strerror(rc));
+                lifecycle_fail(srv, c0->id, EXEC_ERR_INTERNAL, msg);
                 goto out;
+            }
+            if (already) {
+                (void)store_cast_dispatched_at(srv->store, c0->id, &marked);
+            } else {
+                rc = dispatch(e, slot, &cfg, c0, deadline, &run_id, html, sizeof html, msg,
+                              sizeof msg);
+                if (rc == SPELL_EABORT)
+                    goto out;
+                if (rc != SPELL_OK) {
+                    lifecycle_fail(srv, c0->id,
+                                   rc == SPELL_ETIMEOUT ? EXEC_ERR_TIMEOUT : EXEC_ERR_INTERNAL,
+                                   msg);
+                    goto out;
+                }
             }
         }
         if (run_id > 0)
             (void)store_cast_set_run(srv->store, c0->id, run_id, html[0] ? html : NULL);
+        /* Dispatched before this worker took the cast (by a server that
+         * stopped while it sent it, or after): GitHub may or may not have
+         * made the run, so it is looked for, and only for a while. */
+        unknown = run_id == 0 && marked > 0;
     }
     find_until = srv_now_ms(&srv->clock) + WORKFLOW_FIND_MS;
     for (;;) {
@@ -698,11 +787,23 @@ void workflow_run(struct executor *e, struct exec_slot *slot, const struct store
             (void)store_cast_run_id(srv->store, c0->id, &run_id);
             if (run_id == 0 && now >= next_find) {
                 next_find = now + (now < find_until ? FIND_EVERY_MS : WORKFLOW_POLL_MS * 3);
-                if (find_run(srv, &cfg, c0->id, &run_id, html, sizeof html) == 1)
+                rc = find_run(srv, &cfg, c0->id, &run_id, html, sizeof html);
+                if (rc == 1) {
                     (void)store_cast_set_run(srv->store, c0->id, run_id,
                                              html[0] ? html : NULL);
-                else
+                } else {
                     run_id = 0;
+                    if (rc == 0 && unknown && now >= marked + WORKFLOW_DISPATCH_WAIT_MS) {
+                        store_cast_clear(&c);
+                        snprintf(msg, sizeof msg,
+                                 "the outcome of the workflow dispatch is unknown (the "
+                                 "server stopped while sending it) and no run named after "
+                                 "the cast appeared within %d s of it",
+                                 WORKFLOW_DISPATCH_WAIT_MS / 1000);
+                        lifecycle_fail(srv, c0->id, EXEC_ERR_INTERNAL, msg);
+                        break;
+                    }
+                }
             }
         }
         if (run_id > 0 && now >= next_poll) {

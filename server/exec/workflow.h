@@ -20,12 +20,16 @@
  * Data flow of one cast (on an executor worker, which it occupies until
  * the cast ends, so the number of workers bounds the runs followed at once):
  *   1. when no run is stored for the cast, the runs list is searched for
- *      one named after the cast (a restart must not dispatch twice); if
- *      none and the cast is queued, it is dispatched: workflow_dispatch
+ *      one named after the cast; if none, the cast is queued and was never
+ *      dispatched (no dispatch mark), the mark (store_cast_mark_dispatch)
+ *      is committed and then the cast is dispatched: workflow_dispatch
  *      with inputs {cast_id, inputs: "<the inputs as one JSON string>"} or
  *      repository_dispatch with client_payload {cast_id, inputs: {...}}.
  *      5xx, transport failures and rate limits are retried with backoff
  *      until the deadline, then the cast fails (reservation released).
+ *      An attempt that got no answer may have made the run: before it is
+ *      sent again the runs list is searched for at least WORKFLOW_FIND_MS,
+ *      and a run found there ends the retries.
  *   2. the runs list (?event=...) is polled for up to WORKFLOW_FIND_MS for
  *      the run whose name holds the cast id (the workflow sets
  *      `run-name: cast <cast_id>`); its id and html_url are stored.  If
@@ -49,7 +53,12 @@
  * and logged.
  *
  * Restart: exec_recover re-queues every unfinished cast; a workflow cast
- * with a stored run is only followed again, never dispatched twice.
+ * with a stored run is only followed again, and one with a dispatch mark
+ * is never dispatched again: its run is looked for (runs list, webhooks)
+ * and when none named after the cast appears within
+ * WORKFLOW_DISPATCH_WAIT_MS of the mark, the cast fails with INTERNAL
+ * ("the outcome of the workflow dispatch is unknown ...": reservation
+ * released, nothing charged).
  */
 #ifndef SPELL_SERVER_WORKFLOW_H
 #define SPELL_SERVER_WORKFLOW_H
@@ -70,6 +79,10 @@ struct route;
 #define WORKFLOW_INPUT_MAX 65535
 /* How long the runs list is searched for a run just dispatched. */
 #define WORKFLOW_FIND_MS 5000
+/* How long after its dispatch mark (the moment its dispatch was first
+ * sent) a cast whose dispatch outcome is unknown may wait for its run to
+ * appear before it fails. */
+#define WORKFLOW_DISPATCH_WAIT_MS (WORKFLOW_FIND_MS * 6)
 /* The interval of run and step polling while a cast runs. */
 #define WORKFLOW_POLL_MS 2000
 /* The largest webhook body accepted. */

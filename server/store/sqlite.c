@@ -317,11 +317,20 @@ static const char *const migration_billing[] = {
     NULL,
 };
 
+/* Workflow dispatch: when the executor first sent a cast's dispatch (NULL
+ * while it never did), written before the request leaves, so a restart
+ * never sends a second one. */
+static const char *const migration_dispatch[] = {
+    "ALTER TABLE casts ADD COLUMN dispatched_at INTEGER;",
+    NULL,
+};
+
 static const struct migration migrations[] = {
     {1, "initial", migration_1},
     {2, "workflow", migration_workflow},
     {3, "identity", migration_identity},
     {4, "billing", migration_billing},
+    {5, "dispatch", migration_dispatch},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
@@ -408,6 +417,8 @@ enum st {
     ST_CAST_RUN_SET,
     ST_CAST_RUN_GET,
     ST_CAST_BY_RUN,
+    ST_CAST_DISPATCH_MARK,
+    ST_CAST_DISPATCH_GET,
     ST_DELIVERY_SEEN,
     ST_DELIVERY_INSERT,
     ST_BILLING_GET,
@@ -596,6 +607,9 @@ static const char *const sql_text[ST__COUNT] = {
     [ST_CAST_RUN_SET] = "UPDATE casts SET run_id = ?, run_url = COALESCE(?, run_url) WHERE id = ?",
     [ST_CAST_RUN_GET] = "SELECT COALESCE(run_id, 0) FROM casts WHERE id = ?",
     [ST_CAST_BY_RUN] = "SELECT id FROM casts WHERE run_id = ? LIMIT 1",
+    [ST_CAST_DISPATCH_MARK] =
+        "UPDATE casts SET dispatched_at = ? WHERE id = ? AND dispatched_at IS NULL",
+    [ST_CAST_DISPATCH_GET] = "SELECT COALESCE(dispatched_at, 0) FROM casts WHERE id = ?",
     [ST_DELIVERY_SEEN] = "SELECT 1 FROM github_deliveries WHERE id = ?",
     [ST_DELIVERY_INSERT] = "INSERT INTO github_deliveries (id, event, received_at) VALUES (?, ?, ?)",
     [ST_CAST_SUCCEED] =
@@ -3116,6 +3130,41 @@ static int sq_cast_by_run_id(struct store *s, int64_t run_id, char cast_id[STORE
     return rc == 1 ? SPELL_OK : rc == 0 ? SPELL_ENOTFOUND : rc;
 }
 
+/* The mark is only ever set, never cleared: when the update changed no
+ * row, a row that is there was marked before. */
+static int sq_cast_mark_dispatch(struct store *s, const char *cast_id, int64_t now_ms,
+                                 int *already)
+{
+    int64_t n = 0;
+    int rc;
+
+    if (!already || now_ms <= 0)
+        return SPELL_EINVAL;
+    *already = 0;
+    if ((rc = word_ok(cast_id, STORE_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    if ((rc = write1(sq(s), ST_CAST_DISPATCH_MARK, &n, "it", now_ms, cast_id)) != SPELL_OK ||
+        n > 0)
+        return rc;
+    rc = lookup1(s, ST_CAST_DISPATCH_GET, cast_id, 0, NULL, NULL, 0);
+    if (rc == 1)
+        *already = 1;
+    return rc == 1 ? SPELL_OK : rc == 0 ? SPELL_ENOTFOUND : rc;
+}
+
+static int sq_cast_dispatched_at(struct store *s, const char *cast_id, int64_t *at_ms)
+{
+    int rc;
+
+    if (!at_ms)
+        return SPELL_EINVAL;
+    *at_ms = 0;
+    if ((rc = word_ok(cast_id, STORE_ID_SIZE, 0)) != SPELL_OK)
+        return rc;
+    rc = lookup1(s, ST_CAST_DISPATCH_GET, cast_id, 0, at_ms, NULL, 0);
+    return rc == 1 ? SPELL_OK : rc == 0 ? SPELL_ENOTFOUND : rc;
+}
+
 static int sq_delivery_seen(struct store *s, const char *delivery_id, int *seen)
 {
     int rc;
@@ -4711,6 +4760,8 @@ static const struct store_ops sqlite_ops = {
     .cast_set_run = sq_cast_set_run,
     .cast_run_id = sq_cast_run_id,
     .cast_by_run_id = sq_cast_by_run_id,
+    .cast_mark_dispatch = sq_cast_mark_dispatch,
+    .cast_dispatched_at = sq_cast_dispatched_at,
     .delivery_seen = sq_delivery_seen,
     .delivery_record = sq_delivery_record,
     .user_upsert_github = sq_user_upsert_github,

@@ -115,6 +115,9 @@ struct store_ops {
                         const char *run_url);
     int (*cast_run_id)(struct store *s, const char *cast_id, int64_t *run_id);
     int (*cast_by_run_id)(struct store *s, int64_t run_id, char cast_id[STORE_ID_SIZE]);
+    int (*cast_mark_dispatch)(struct store *s, const char *cast_id, int64_t now_ms,
+                              int *already);
+    int (*cast_dispatched_at)(struct store *s, const char *cast_id, int64_t *at_ms);
     int (*delivery_seen)(struct store *s, const char *delivery_id, int *seen);
     int (*delivery_record)(struct store *s, const char *delivery_id, const char *event,
                            int64_t now_ms);

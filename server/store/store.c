@@ -308,6 +308,16 @@ int store_cast_by_run_id(struct store *s, int64_t run_id, char cast_id[STORE_ID_
     FORWARD(cast_by_run_id, run_id, cast_id);
 }
 
+int store_cast_mark_dispatch(struct store *s, const char *cast_id, int64_t now_ms, int *already)
+{
+    FORWARD(cast_mark_dispatch, cast_id, now_ms, already);
+}
+
+int store_cast_dispatched_at(struct store *s, const char *cast_id, int64_t *at_ms)
+{
+    FORWARD(cast_dispatched_at, cast_id, at_ms);
+}
+
 int store_delivery_seen(struct store *s, const char *delivery_id, int *seen)
 {
     FORWARD(delivery_seen, delivery_id, seen);

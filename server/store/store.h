@@ -58,7 +58,7 @@ enum store_rc {
 };
 
 /* The schema version this binary writes and understands. */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 /* Caps of the stored text fields, NUL included. */
 #define STORE_ID_SIZE 48            /* "cst_" + ULID is 30; room for other prefixes */
@@ -440,6 +440,16 @@ int store_cast_set_run_url(struct store *s, const char *cast_id, const char *run
 int store_cast_set_run(struct store *s, const char *cast_id, int64_t run_id, const char *run_url);
 int store_cast_run_id(struct store *s, const char *cast_id, int64_t *run_id);
 int store_cast_by_run_id(struct store *s, int64_t run_id, char cast_id[STORE_ID_SIZE]);
+
+/* The dispatch mark of a workflow cast: when its dispatch was first sent
+ * (ms), committed before the request leaves, so that a restart knows
+ * GitHub may hold a run for the cast even when none is stored or listed
+ * yet.  store_cast_mark_dispatch sets it to now_ms (> 0) when the cast has
+ * none (*already 0) and leaves an earlier mark as it is (*already 1);
+ * store_cast_dispatched_at reads it (0 when never dispatched).  Both
+ * SPELL_ENOTFOUND for an unknown cast. */
+int store_cast_mark_dispatch(struct store *s, const char *cast_id, int64_t now_ms, int *already);
+int store_cast_dispatched_at(struct store *s, const char *cast_id, int64_t *at_ms);
 
 /* GitHub webhook deliveries (X-GitHub-Delivery, at most 95 bytes):
  * whether one was processed, and recording it once its effect is done

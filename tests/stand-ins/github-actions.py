@@ -17,14 +17,22 @@ deliveries (requested / in_progress / completed) to --webhook-url.
                             "webhook_only": bool (hide the run from the list),
                             "order": ["completed", "in_progress", ...],
                             "duplicate": bool, "no_webhooks": bool,
-                            "steps": N}  applies to the next dispatch
+                            "steps": N,
+                            "list_delay": S (listed S seconds after the dispatch
+                                             instead of --list-delay),
+                            "lost": bool (answer 204 but make no run),
+                            "drop": bool (make the run, then close the
+                                          connection without an answer)}
+                            applies to the next dispatch
   POST /_control/down      {"calls": N, "status": 503}  the next N API calls fail
   POST /_control/ratelimit {"calls": N}  the next N API calls answer 403 with
                             x-ratelimit-remaining: 0 and a reset 1 s ahead
   POST /_control/webhook   {"url": "..."}  where deliveries go from now on
   POST /_control/expire-tokens  every issued token stops working (401)
-  GET  /_control/state     runs (with their dispatch payloads), token
-                            exchanges, cancels, refused JWTs
+  GET  /_control/state     runs (with their dispatch payloads), every
+                            dispatch request received ("dispatches": cast id,
+                            event, outcome), token exchanges, cancels,
+                            refused JWTs
 Listening on 127.0.0.1:0; the port is written to --port-file.
 """
 import argparse
@@ -55,6 +63,7 @@ STATE = {
     "remaining": 5000,
     "next_run_id": 1000,
     "deliveries": [],
+    "dispatches": [],
 }
 ARGS = None
 
@@ -284,7 +293,7 @@ class Handler(BaseHTTPRequestHandler):
                 runs = [run_json(r) for r in STATE["runs"].values()
                         if r["repo"] == repo and not r.get("webhook_only")
                         and (ev is None or r["event"] == ev)
-                        and now >= r["created"] + ARGS.list_delay]
+                        and now >= r["created"] + r.get("list_delay", ARGS.list_delay)]
             runs.reverse()
             return self.send(200, {"total_count": len(runs), "workflow_runs": runs})
         if len(rest) >= 3 and rest[:2] == ["actions", "runs"]:
@@ -334,6 +343,11 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             nxt = STATE["next"]
             STATE["next"] = {}
+            outcome = "lost" if nxt.get("lost") else "dropped" if nxt.get("drop") else "run"
+            STATE["dispatches"].append({"cast_id": cast_id, "event": event,
+                                        "outcome": outcome})
+            if nxt.get("lost"):
+                return self.send(204)
             rid = STATE["next_run_id"]
             STATE["next_run_id"] += 1
             run = {"id": rid, "repo": repo, "event": event, "name": "cast %s" % cast_id,
@@ -343,8 +357,14 @@ class Handler(BaseHTTPRequestHandler):
                    "webhook_only": bool(nxt.get("webhook_only")),
                    "order": nxt.get("order"), "duplicate": bool(nxt.get("duplicate")),
                    "no_webhooks": bool(nxt.get("no_webhooks"))}
+            if "list_delay" in nxt:
+                run["list_delay"] = float(nxt["list_delay"])
             STATE["runs"][rid] = run
         threading.Thread(target=webhook_thread, args=(run,), daemon=True).start()
+        if nxt.get("drop"):
+            # The run is made; the answer never comes.
+            self.close_connection = True
+            return None
         return self.send(204)
 
     def control(self, method, path, raw):
@@ -368,7 +388,8 @@ class Handler(BaseHTTPRequestHandler):
                 out = {"runs": [dict(run_json(r), payload=r["payload"])
                                 for r in STATE["runs"].values()],
                        "exchanges": STATE["exchanges"], "jwt_refused": STATE["jwt_refused"],
-                       "cancels": STATE["cancels"], "deliveries": STATE["deliveries"]}
+                       "cancels": STATE["cancels"], "deliveries": STATE["deliveries"],
+                       "dispatches": STATE["dispatches"]}
                 body = json.dumps(out).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

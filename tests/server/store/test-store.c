@@ -2811,6 +2811,110 @@ static void test_workflow_run_and_deliveries(void)
     db_close(&d);
 }
 
+/* The dispatch mark: set once, read back, kept across a reopen. */
+static void test_dispatch_mark(void)
+{
+    struct store_reserve_result r;
+    int64_t at = -1;
+    int already = -1;
+    struct db d;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(reserve(d.s, "cst_d1", "usr_1", 10, T0, &r), SPELL_OK);
+    CHECK_INT(reserve(d.s, "cst_d2", "usr_1", 10, T0, &r), SPELL_OK);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d1", &at), SPELL_OK);
+    CHECK(at == 0);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_d1", T0 + 5, &already), SPELL_OK);
+    CHECK_INT(already, 0);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d1", &at), SPELL_OK);
+    CHECK(at == T0 + 5);
+    /* A second mark reports the first and leaves it as it is. */
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_d1", T0 + 9000, &already), SPELL_OK);
+    CHECK_INT(already, 1);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d1", &at), SPELL_OK);
+    CHECK(at == T0 + 5);
+    /* Another cast is not marked by it. */
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d2", &at), SPELL_OK);
+    CHECK(at == 0);
+    /* Bad and unknown input. */
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_nope", T0, &already), SPELL_ENOTFOUND);
+    CHECK_INT(already, 0);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "bad id", T0, &already), SPELL_EINVAL);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_d2", 0, &already), SPELL_EINVAL);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_d2", -1, &already), SPELL_EINVAL);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_d2", T0, NULL), SPELL_EINVAL);
+    CHECK_INT(store_cast_mark_dispatch(d.s, NULL, T0, &already), SPELL_EINVAL);
+    CHECK_INT(store_cast_mark_dispatch(NULL, "cst_d2", T0, &already), SPELL_EINVAL);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_nope", &at), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_dispatched_at(d.s, "bad id", &at), SPELL_EINVAL);
+    /* Quotes reach SQLite as a bound value, never as SQL. */
+    CHECK_INT(store_cast_dispatched_at(d.s, "x' OR '1'='1", &at), SPELL_EINVAL);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d1'--", &at), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_d2'--", T0, &already), SPELL_ENOTFOUND);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d1", NULL), SPELL_EINVAL);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d2", &at), SPELL_OK);
+    CHECK(at == 0);
+    /* Committed: another connection sees it, and so does a reopened store. */
+    CHECK_INT(raw_int(d.path, "SELECT dispatched_at FROM casts WHERE id = 'cst_d1'"), T0 + 5);
+    store_close(d.s);
+    CHECK_INT(store_open(d.path, &d.s), SPELL_OK);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_d1", &at), SPELL_OK);
+    CHECK(at == T0 + 5);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_d1", T0 + 7, &already), SPELL_OK);
+    CHECK_INT(already, 1);
+    db_close(&d);
+}
+
+/* A database of schema 4 (before the dispatch mark) is brought to 5 at
+ * open: its casts are kept, none counts as dispatched, and the mark works. */
+static void test_migration_4_to_5(void)
+{
+    struct store_reserve_result r;
+    struct store_cast c;
+    int64_t at = -1;
+    int already = -1, v = 0;
+    struct db d;
+
+    CHECK_INT(db_open(&d), SPELL_OK);
+    make_user(d.s, "usr_1", "ada");
+    make_spell(d.s, "thumb");
+    CHECK_INT(reserve(d.s, "cst_old", "usr_1", 10, T0, &r), SPELL_OK);
+    store_close(d.s);
+    d.s = NULL;
+    /* Back to what a schema 4 server left. */
+    CHECK_INT(raw_exec(d.path, "ALTER TABLE casts DROP COLUMN dispatched_at;"
+                               "DELETE FROM schema_migrations WHERE version = 5;"),
+              0);
+    CHECK_INT(raw_int(d.path, "SELECT MAX(version) FROM schema_migrations"), 4);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM pragma_table_info('casts')"
+                              " WHERE name = 'dispatched_at'"),
+              0);
+    CHECK_INT(store_open(d.path, &d.s), SPELL_OK);
+    CHECK_INT(store_schema_version(d.s, &v), SPELL_OK);
+    CHECK_INT(v, 5);
+    CHECK_INT(raw_int(d.path, "SELECT name = 'dispatch' FROM schema_migrations"
+                              " WHERE version = 5"),
+              1);
+    CHECK_INT(store_cast_get(d.s, "cst_old", NULL, &c), SPELL_OK);
+    CHECK_STR(c.status, "queued");
+    store_cast_clear(&c);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_old", &at), SPELL_OK);
+    CHECK(at == 0);
+    CHECK_INT(store_cast_mark_dispatch(d.s, "cst_old", T0 + 1, &already), SPELL_OK);
+    CHECK_INT(already, 0);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_old", &at), SPELL_OK);
+    CHECK(at == T0 + 1);
+    /* A second open migrates nothing more. */
+    store_close(d.s);
+    CHECK_INT(store_open(d.path, &d.s), SPELL_OK);
+    CHECK_INT(raw_int(d.path, "SELECT COUNT(*) FROM schema_migrations"), 5);
+    CHECK_INT(store_cast_dispatched_at(d.s, "cst_old", &at), SPELL_OK);
+    CHECK(at == T0 + 1);
+    db_close(&d);
+}
+
 static int count_users(void *ud, const char *user_id, int64_t spent_cents)
 {
     int64_t *sum = ud;
@@ -2997,6 +3101,8 @@ int main(void)
     RUN(test_export);
     RUN(test_erasure_keeps_ledger);
     RUN(test_workflow_run_and_deliveries);
+    RUN(test_dispatch_mark);
+    RUN(test_migration_4_to_5);
     RUN(test_billing);
     rmdir(tmpdir);
     return tap_done();

@@ -5,8 +5,10 @@
 # progress, artifacts, failure and cancellation conclusions, duplicate and
 # out-of-order deliveries, GitHub down at dispatch (retried; and past the
 # deadline), expired installation tokens, webhook signature refusals, the
-# JWT's claims checked by the stand-in, and a restart while a run goes on
-# (tracking resumes, charged once).
+# JWT's claims checked by the stand-in, a restart while a run goes on
+# (tracking resumes, charged once), and never two dispatches for a cast: a
+# SIGKILL between the dispatch and the run's listing, a dispatch mark whose
+# run never appears, and a dispatch answered by nothing.
 #
 # Environment: SPELL_SERVER, SPELL_CLI, STAND_IN (the stand-in script).
 set -u
@@ -197,6 +199,76 @@ is "$(state | jq "[.runs[] | select(.name == \"cast $id\")] | length")" "$runs_b
     "no second dispatch"
 is "$(sqlite3 "$DB" "SELECT COUNT(*) FROM ledger WHERE cast_id = '$id' AND kind = 'settle'")" 1 \
     "charged exactly once"
+out=$(srv ledger verify)
+like "$out" 'OK$' "the ledger verifies"
+
+# The cast's dispatch requests and runs, as the stand-in saw them.
+dispatches_of() { state | jq "[.dispatches[] | select(.cast_id == \"$1\")] | length"; }
+runs_of() { state | jq "[.runs[] | select(.name == \"cast $1\")] | length"; }
+# wait_dispatch ID: until the stand-in has received the cast's dispatch.
+wait_dispatch() {
+    local i
+    for i in $(seq 1 150); do
+        [ "$(dispatches_of "$1")" -ge 1 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- 11. SIGKILL after GitHub took the dispatch, before the run is listed ----
+start
+ctl next '{"list_delay": 8, "no_webhooks": true}' >/dev/null
+cast wf '{"text": "k"}' >/dev/null; id=$(jb .cast_id)
+wait_dispatch "$id" && pass "the stand-in took the dispatch" || fail "no dispatch for $id"
+is "$(sqlite3 "$DB" "SELECT dispatched_at > 0 FROM casts WHERE id = '$id'")" 1 \
+    "the dispatch mark was committed before the dispatch left"
+is "$(runs_of "$id")" 1 "one run made, not listed yet"
+server_stop KILL
+start
+is "$(wait_cast "$id" 60)" succeeded "after the restart the run is found once listed, and followed"
+is "$(dispatches_of "$id")" 1 "the restarted server did not dispatch again"
+is "$(runs_of "$id")" 1 "exactly one run for the cast"
+is "$(sqlite3 "$DB" "SELECT COUNT(*) FROM ledger WHERE cast_id = '$id' AND kind = 'settle'")" 1 \
+    "charged exactly once"
+out=$(srv ledger verify)
+like "$out" 'OK$' "the ledger verifies after the SIGKILL"
+
+# ---- 12. a dispatch mark whose run never appears: failed after the window ----
+ctl next '{"lost": true}' >/dev/null
+cast wf '{"text": "lost"}' >/dev/null; id=$(jb .cast_id)
+wait_dispatch "$id" && pass "the stand-in took the dispatch (and made no run)" \
+    || fail "no dispatch for $id"
+server_stop KILL
+start
+# The window is 30 s after the mark, within the cast's 60 s deadline.
+is "$(wait_cast "$id" 55)" failed "no run within the window after the mark -> failed"
+is "$(jb .error.code)" INTERNAL "with INTERNAL"
+like "$(jb .error.message)" 'outcome of the workflow dispatch is unknown.*no run' \
+    "the message says the dispatch's outcome is unknown and no run appeared"
+is "$(dispatches_of "$id")" 1 "no second dispatch was sent"
+is "$(runs_of "$id")" 0 "no run for the cast"
+is "$(sqlite3 "$DB" "SELECT COUNT(*) FROM ledger WHERE cast_id = '$id' AND kind = 'settle'")" 0 \
+    "not charged"
+is "$(sqlite3 "$DB" "SELECT COUNT(*) FROM ledger WHERE cast_id = '$id' AND kind = 'release'")" 1 \
+    "the reservation was released"
+api GET /v1/budgets/usage >/dev/null
+is "$(jb .reserved_cents)" 0 "nothing is left reserved"
+
+# ---- 13. a dispatch answered by nothing (the run made): not sent again ----
+ctl next '{"drop": true}' >/dev/null
+cast wf '{"text": "drop"}' >/dev/null; id=$(jb .cast_id)
+is "$(wait_cast "$id" 40)" succeeded "a dispatch without an answer whose run exists succeeds"
+is "$(dispatches_of "$id")" 1 "it was not sent again"
+is "$(runs_of "$id")" 1 "exactly one run for the cast"
+is "$(sqlite3 "$DB" "SELECT COUNT(*) FROM ledger WHERE cast_id = '$id' AND kind = 'settle'")" 1 \
+    "charged once"
+# ... while a dispatch GitHub refused with a status is sent again (the
+# first failed call is the search for an earlier run, the second the
+# dispatch).
+ctl down '{"calls": 2, "status": 502}' >/dev/null
+cast wf '{"text": "502"}' >/dev/null; id=$(jb .cast_id)
+is "$(wait_cast "$id" 40)" succeeded "a dispatch refused with 502 is retried"
+is "$(runs_of "$id")" 1 "one run after the retry"
 out=$(srv ledger verify)
 like "$out" 'OK$' "the ledger verifies"
 server_stop
