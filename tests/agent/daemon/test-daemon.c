@@ -167,14 +167,28 @@ static int server_start(int port)
     return -1;
 }
 
+/* The address of the socket at path; -1 when the path does not fit. */
+static int sock_addr(struct sockaddr_un *sa, const char *path)
+{
+    size_t n = strlen(path);
+
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (n >= sizeof(sa->sun_path))
+        return -1;
+    memcpy(sa->sun_path, path, n + 1);
+    return 0;
+}
+
 static bool sock_answers(const char *path)
 {
-    struct sockaddr_un sa = {0};
-    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa;
+    int fd;
     bool ok;
 
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    if (sock_addr(&sa, path) != 0)
+        return false;
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
     ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
     close(fd);
     return ok;
@@ -248,12 +262,13 @@ struct conn {
 
 static int conn_open(struct conn *c, const char *sock)
 {
-    struct sockaddr_un sa = {0};
+    struct sockaddr_un sa;
 
     spell_buf_init(&c->in, LINE_MAX_BYTES);
+    c->fd = -1;
+    if (sock_addr(&sa, sock) != 0)
+        return -1;
     c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
     if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         close(c->fd);
         c->fd = -1;
