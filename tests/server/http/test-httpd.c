@@ -713,6 +713,8 @@ static void test_malformed_requests(void)
     CHECK(strncmp(line, "HTTP/1.1 ", 9) == 0 || line[0] == '\0');
 
     /* A header block larger than the connection pool. */
+    if (!huge)
+        abort();
     {
         size_t n = (size_t)sprintf(huge, "GET /v1/casts/x HTTP/1.1\r\nHost: a\r\nX-Big: ");
         memset(huge + n, 'b', 12000);
