@@ -436,3 +436,14 @@ h_cli() {    # h_cli ARGS...: the spell command line, same environment
 h_threads() {
     awk '/^Threads:/ { print $2 }' "/proc/$1/status"
 }
+
+# h_desktop_all: everything a desktop test needs (the session bus, the
+# keyring, Xvfb, dunst, then spell-server), or the whole script is skipped
+# saying which part did not start.
+h_desktop_all() {
+    h_bus || h_skip_all "no session bus"
+    h_keyring || h_skip_all "gnome-keyring-daemon did not start"
+    h_display || h_skip_all "Xvfb did not start"
+    h_dunst || h_skip_all "dunst did not start"
+    h_server || h_skip_all "spell-server did not start"
+}

@@ -8,11 +8,7 @@
 h_need dbus-daemon dbus-send gnome-keyring-daemon secret-tool Xvfb dunst dunstctl jq curl perl
 h_begin helper
 h_have_agent || h_skip_all "spell-agent is not built yet ($H_AGENT_BIN)"
-h_bus || h_skip_all "no session bus"
-h_keyring || h_skip_all "gnome-keyring-daemon did not start"
-h_display || h_skip_all "Xvfb did not start"
-h_dunst || h_skip_all "dunst did not start"
-h_server || h_skip_all "spell-server did not start"
+h_desktop_all
 check "the agent starts" h_agent
 agent=$(h_pid agent)
 
